@@ -1,0 +1,312 @@
+//! Errors.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in shmsync, as one enum. Every variant says what was wrong and,
+/// where there is one, with which path or object.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// The path involved, if any.
+        path: Option<PathBuf>,
+        /// The error the system returned.
+        source: io::Error,
+    },
+    /// [`Region::create`](crate::Region::create) found something at the path already.
+    AlreadyExists(PathBuf),
+    /// [`Region::open`](crate::Region::open) found nothing at the path.
+    NotFound(PathBuf),
+    /// The file is not a shmsync region, or it is one whose contents are damaged.
+    Corrupt {
+        /// The file, or `None` for an anonymous region.
+        path: Option<PathBuf>,
+        /// What exactly is wrong.
+        reason: String,
+    },
+    /// The file is shorter than the region format needs (for instance, shorter than the header).
+    Truncated {
+        /// The file.
+        path: Option<PathBuf>,
+        /// The file's length.
+        len: u64,
+        /// The least length that could be a region.
+        needed: u64,
+    },
+    /// The header's size field disagrees with the file's length (the file was truncated or
+    /// extended after it was created).
+    SizeMismatch {
+        /// The file.
+        path: Option<PathBuf>,
+        /// The size recorded in the header.
+        header: u64,
+        /// The file's actual length.
+        file: u64,
+    },
+    /// The file was written by an incompatible version of the region format.
+    VersionMismatch {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The file was written with another memory layout (pointer width, endianness, padding).
+    LayoutMismatch {
+        /// The layout recorded in the file.
+        found: String,
+        /// The layout of this build.
+        expected: String,
+    },
+    /// A size given to create a region is unusable.
+    InvalidSize {
+        /// The size asked for.
+        size: u64,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An object name is empty, too long or otherwise unusable.
+    InvalidName {
+        /// The name as given (lossily, if it was not valid UTF-8).
+        name: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// An object exists under this name with another kind, element type or length.
+    Mismatch {
+        /// The object's name.
+        name: String,
+        /// What the region holds, e.g. `Value<f64>`.
+        existing: String,
+        /// What was asked for, e.g. `Array<i32; 10>`.
+        requested: String,
+    },
+    /// The region's directory holds as many objects as it can.
+    DirectoryFull {
+        /// The directory's capacity.
+        capacity: usize,
+    },
+    /// The region has no room left for an object of this size.
+    OutOfSpace {
+        /// Bytes the new object needs (with its padding).
+        requested: u64,
+        /// Bytes left in the region.
+        available: u64,
+    },
+    /// `release()` of a lock that is not held.
+    NotLocked,
+    /// `release()` of an [`RLock`](crate::RLock) by a thread that does not own it.
+    NotOwner,
+    /// An index beyond the end of an array.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+    /// A slice whose length differs from the array's.
+    LengthMismatch {
+        /// The array's length.
+        expected: usize,
+        /// The slice's length.
+        found: usize,
+    },
+    /// A guard of another lock was passed where this object's own lock was needed.
+    WrongLock,
+    /// The previous holder of a lock died while holding it; the lock was taken over and the
+    /// data it protects may be inconsistent. (Reported once owner-death recovery is enabled;
+    /// see [`LockError::OwnerDied`].)
+    OwnerDied,
+    /// A lock whose holder died was never marked consistent; it cannot be used any more.
+    NotRecoverable,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: Option<&std::path::Path>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.map(|p| p.to_path_buf()),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                op,
+                path: Some(p),
+                source,
+            } => write!(f, "{op} {}: {source}", p.display()),
+            Error::Io {
+                op,
+                path: None,
+                source,
+            } => write!(f, "{op}: {source}"),
+            Error::AlreadyExists(p) => write!(f, "{} already exists", p.display()),
+            Error::NotFound(p) => write!(f, "no region at {}", p.display()),
+            Error::Corrupt {
+                path: Some(p),
+                reason,
+            } => {
+                write!(f, "{} is not a valid shmsync region: {reason}", p.display())
+            }
+            Error::Corrupt { path: None, reason } => write!(f, "invalid shmsync region: {reason}"),
+            Error::Truncated { path, len, needed } => write!(
+                f,
+                "{} is truncated: {len} bytes, a region needs at least {needed}",
+                show(path)
+            ),
+            Error::SizeMismatch { path, header, file } => write!(
+                f,
+                "{}: the header records {header} bytes but the file has {file}",
+                show(path)
+            ),
+            Error::VersionMismatch { found, expected } => write!(
+                f,
+                "region format version {found} is not supported (this build reads version {expected})"
+            ),
+            Error::LayoutMismatch { found, expected } => write!(
+                f,
+                "region was written with layout {found}, this build uses {expected}"
+            ),
+            Error::InvalidSize { size, reason } => {
+                write!(f, "invalid region size {size}: {reason}")
+            }
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid object name {name:?}: {reason}")
+            }
+            Error::Mismatch {
+                name,
+                existing,
+                requested,
+            } => write!(
+                f,
+                "object {name:?} exists as {existing}, but {requested} was requested"
+            ),
+            Error::DirectoryFull { capacity } => {
+                write!(f, "the region's directory is full ({capacity} objects)")
+            }
+            Error::OutOfSpace {
+                requested,
+                available,
+            } => write!(
+                f,
+                "not enough space in the region: the object needs {requested} bytes, {available} are left"
+            ),
+            Error::NotLocked => write!(f, "release of a lock that is not held"),
+            Error::NotOwner => write!(f, "release of an RLock by a thread that does not own it"),
+            Error::IndexOutOfRange { index, len } => {
+                write!(f, "index {index} out of range for an array of length {len}")
+            }
+            Error::LengthMismatch { expected, found } => write!(
+                f,
+                "slice of length {found} given for an array of length {expected}"
+            ),
+            Error::WrongLock => write!(f, "the guard belongs to another lock"),
+            Error::OwnerDied => write!(f, "the previous holder of the lock died while holding it"),
+            Error::NotRecoverable => write!(
+                f,
+                "the lock is not recoverable: its holder died and the state was never marked consistent"
+            ),
+        }
+    }
+}
+
+fn show(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => "anonymous region".to_string(),
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Why a blocking `lock()` did not simply return a guard.
+///
+/// This mirrors the EOWNERDEAD / ENOTRECOVERABLE model of POSIX robust mutexes. The current
+/// release has no owner-death detection yet, so `lock()` always succeeds; the type is part of
+/// the signature now so that enabling recovery will not change any caller's code.
+#[derive(Debug)]
+pub enum LockError<G> {
+    /// The lock was taken over from a holder that died; the guard is inside.
+    OwnerDied(OwnerDied<G>),
+    /// The lock is unusable: a previous taker of a dead holder's lock never marked it
+    /// consistent.
+    NotRecoverable,
+}
+
+/// Why `try_lock()` / `try_lock_for()` did not return a guard.
+#[derive(Debug)]
+pub enum TryLockError<G> {
+    /// The lock is held by someone else (and, for `try_lock_for`, stayed held until the
+    /// deadline).
+    WouldBlock,
+    /// The lock was taken over from a holder that died; the guard is inside.
+    OwnerDied(OwnerDied<G>),
+    /// The lock is unusable (see [`LockError::NotRecoverable`]).
+    NotRecoverable,
+}
+
+/// A lock taken over from a holder that died, carrying the guard.
+#[derive(Debug)]
+pub struct OwnerDied<G> {
+    guard: G,
+}
+
+impl<G> OwnerDied<G> {
+    /// The guard of the lock, now held by the caller.
+    pub fn into_guard(self) -> G {
+        self.guard
+    }
+    /// The guard, borrowed.
+    pub fn get_ref(&self) -> &G {
+        &self.guard
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => fmt::Display::fmt(&Error::OwnerDied, f),
+            LockError::NotRecoverable => fmt::Display::fmt(&Error::NotRecoverable, f),
+        }
+    }
+}
+
+impl<G> fmt::Display for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => write!(f, "the lock is held by someone else"),
+            TryLockError::OwnerDied(_) => fmt::Display::fmt(&Error::OwnerDied, f),
+            TryLockError::NotRecoverable => fmt::Display::fmt(&Error::NotRecoverable, f),
+        }
+    }
+}
+
+impl<G: fmt::Debug> std::error::Error for LockError<G> {}
+impl<G: fmt::Debug> std::error::Error for TryLockError<G> {}
+
+impl<G> From<LockError<G>> for Error {
+    fn from(e: LockError<G>) -> Error {
+        match e {
+            LockError::OwnerDied(_) => Error::OwnerDied,
+            LockError::NotRecoverable => Error::NotRecoverable,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

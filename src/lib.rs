@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("shmsync supports Linux only: it relies on shared futexes and memfd");
+
+mod error;
+mod int;
+mod lock;
+pub mod protocol;
+mod raw;
+mod region;
+mod rlock;
+mod sys;
+mod value;
+pub mod word;
+
+pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
+pub use int::AtomicInt;
+pub use lock::{DataLock, Lock, LockGuard};
+pub use raw::{RawArray, RawValue};
+pub use region::{Kind, ObjectInfo, Region, RegionOptions};
+pub use rlock::{Owner, RLock, RLockGuard};
+pub use value::{Array, ArrayGuard, Value, ValueGuard};

@@ -1,0 +1,502 @@
+//! The directory: an open-addressing hash table of named objects.
+//!
+//! Entries are only ever added, never removed or changed once published, so a lookup needs no
+//! lock: it probes from the name's home slot and stops at the first empty slot. Insertions are
+//! serialised by the header's allocation lock (a [`mutex`](crate::protocol::mutex) word); an
+//! inserter writes the object and the entry's fields, then publishes the entry's state with
+//! Release ([`publish`](crate::protocol::publish)). Every field read from an entry is validated
+//! before use, since any process with the file can write anything into it.
+
+use super::layout::{self, ENTRY_SIZE, HEADER_SIZE, NAME_MAX, PAD, TYPE_NAME_MAX, entry, header};
+use super::{Inner, Region};
+use crate::error::{Error, Result};
+use crate::protocol::{Block, mutex, publish};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What sort of object a directory entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A [`Lock`](crate::Lock).
+    Lock,
+    /// An [`RLock`](crate::RLock).
+    RLock,
+    /// A [`Value`](crate::Value).
+    Value,
+    /// An [`Array`](crate::Array).
+    Array,
+    /// A [`RawValue`](crate::RawValue).
+    RawValue,
+    /// A [`RawArray`](crate::RawArray).
+    RawArray,
+}
+
+impl Kind {
+    fn tag(self) -> u32 {
+        match self {
+            Kind::Lock => 1,
+            Kind::RLock => 2,
+            Kind::Value => 3,
+            Kind::Array => 4,
+            Kind::RawValue => 5,
+            Kind::RawArray => 6,
+        }
+    }
+
+    fn from_tag(tag: u32) -> Option<Kind> {
+        Some(match tag {
+            1 => Kind::Lock,
+            2 => Kind::RLock,
+            3 => Kind::Value,
+            4 => Kind::Array,
+            5 => Kind::RawValue,
+            6 => Kind::RawArray,
+            _ => return None,
+        })
+    }
+
+    fn has_elements(self) -> bool {
+        !matches!(self, Kind::Lock | Kind::RLock)
+    }
+
+    fn is_array(self) -> bool {
+        matches!(self, Kind::Array | Kind::RawArray)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Lock => "Lock",
+            Kind::RLock => "RLock",
+            Kind::Value => "Value",
+            Kind::Array => "Array",
+            Kind::RawValue => "RawValue",
+            Kind::RawArray => "RawArray",
+        }
+    }
+
+    /// Where the data starts inside an object of this kind: after the lock word for locked
+    /// kinds (aligned for the element), at once for raw kinds.
+    fn data_offset(self, elem_align: usize) -> usize {
+        match self {
+            Kind::Value | Kind::Array => 4usize.next_multiple_of(elem_align),
+            _ => 0,
+        }
+    }
+
+    /// Bytes of lock state at the start of objects of this kind.
+    fn header_bytes(self) -> usize {
+        match self {
+            Kind::Lock => 4,
+            Kind::RLock => 16,
+            _ => 0,
+        }
+    }
+}
+
+/// What a caller asks the directory for: kind, element type and length.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    kind: Kind,
+    elem_size: usize,
+    elem_align: usize,
+    type_name: &'static str,
+    len: usize,
+}
+
+impl Spec {
+    /// A lock-like object with no elements.
+    pub(crate) fn plain(kind: Kind) -> Spec {
+        debug_assert!(!kind.has_elements());
+        Spec {
+            kind,
+            elem_size: 0,
+            elem_align: 1,
+            type_name: "",
+            len: 0,
+        }
+    }
+
+    /// An object of `len` elements of `T`.
+    pub(crate) fn of<T>(kind: Kind, len: usize) -> Spec {
+        debug_assert!(kind.has_elements() && (kind.is_array() || len == 1));
+        Spec {
+            kind,
+            elem_size: size_of::<T>(),
+            elem_align: align_of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            len,
+        }
+    }
+
+    pub(crate) fn data_offset(&self) -> usize {
+        self.kind.data_offset(self.elem_align)
+    }
+
+    /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
+    fn bytes(&self) -> Option<usize> {
+        let data = self.elem_size.checked_mul(self.len)?;
+        let used = (self.kind.header_bytes() + self.data_offset()).checked_add(data)?;
+        layout::round_up(used.max(1), PAD)
+    }
+
+    fn align(&self) -> usize {
+        self.elem_align.max(PAD)
+    }
+
+    fn describe(&self) -> String {
+        describe(self.kind, short_type_name(self.type_name), self.len)
+    }
+}
+
+fn describe(kind: Kind, type_name: &str, len: usize) -> String {
+    if kind.is_array() {
+        format!("{}<{type_name}; {len}>", kind.name())
+    } else if kind.has_elements() {
+        format!("{}<{type_name}>", kind.name())
+    } else {
+        kind.name().to_string()
+    }
+}
+
+/// The type name kept in an entry: at most [`TYPE_NAME_MAX`] bytes, cut on a char boundary.
+fn short_type_name(name: &str) -> &str {
+    let mut end = name.len().min(TYPE_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// One object of a region, as listed by [`Region::objects`](crate::Region::objects).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its element type's name (empty for locks), cut to 64 bytes.
+    pub type_name: String,
+    /// Elements (1 for values, 0 for locks).
+    pub len: usize,
+    /// Bytes it occupies in the region.
+    pub bytes: usize,
+}
+
+/// A validated view of a published entry.
+struct Entry {
+    kind: Kind,
+    elem_size: usize,
+    elem_align: usize,
+    type_hash: u64,
+    type_name: String,
+    offset: usize,
+    len: usize,
+    bytes: usize,
+}
+
+enum Probe {
+    Found(Entry),
+    Vacant(usize),
+    Full,
+}
+
+/// Checks an object name: 1 to [`NAME_MAX`] bytes of UTF-8, no NUL.
+fn check_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("names must not be empty");
+    }
+    if name.len() > NAME_MAX {
+        return bad("names are at most 128 bytes");
+    }
+    if name.contains('\0') {
+        return bad("names must not contain NUL");
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            path: self.path().map(|p| p.to_path_buf()),
+            reason,
+        }
+    }
+
+    fn entry_offset(&self, slot: usize) -> usize {
+        HEADER_SIZE + slot * ENTRY_SIZE
+    }
+
+    /// Reads `len` bytes of a name field at `offset` in 8-byte atomic loads.
+    fn read_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len.next_multiple_of(8));
+        for i in (0..len).step_by(8) {
+            let word = self.u64_at(offset + i).load(Relaxed);
+            out.extend_from_slice(&word.to_ne_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Writes `bytes` (at most `field` bytes) into a name field, zero-padded, in 8-byte stores.
+    fn write_bytes(&self, offset: usize, field: usize, bytes: &[u8]) {
+        for i in (0..field).step_by(8) {
+            let mut chunk = [0u8; 8];
+            if i < bytes.len() {
+                let n = (bytes.len() - i).min(8);
+                chunk[..n].copy_from_slice(&bytes[i..i + n]);
+            }
+            self.u64_at(offset + i)
+                .store(u64::from_ne_bytes(chunk), Relaxed);
+        }
+    }
+
+    /// Validates the published entry in `slot`; returns its name too.
+    fn read_entry(&self, slot: usize) -> Result<(Vec<u8>, u64, Entry)> {
+        let at = self.entry_offset(slot);
+        let u32_field = |f| self.u32_at(at + f).load(Relaxed) as usize;
+        let u64_field = |f| self.u64_at(at + f).load(Relaxed);
+        let bad = |what: String| self.corrupt(format!("directory slot {slot}: {what}"));
+
+        let tag = u32_field(entry::KIND) as u32;
+        let kind = Kind::from_tag(tag).ok_or_else(|| bad(format!("unknown kind {tag}")))?;
+        let name_len = u32_field(entry::NAME_LEN);
+        if name_len == 0 || name_len > NAME_MAX {
+            return Err(bad(format!("name length {name_len}")));
+        }
+        let type_len = u32_field(entry::TYPE_LEN);
+        if type_len > TYPE_NAME_MAX {
+            return Err(bad(format!("type name length {type_len}")));
+        }
+        let elem_size = u32_field(entry::ELEM_SIZE);
+        let elem_align = u32_field(entry::ELEM_ALIGN);
+        if !elem_align.is_power_of_two() {
+            return Err(bad(format!("element alignment {elem_align}")));
+        }
+        let to_usize = |v: u64, what: &str| {
+            usize::try_from(v).map_err(|_| bad(format!("{what} {v} out of range")))
+        };
+        let offset = to_usize(u64_field(entry::OFFSET), "offset")?;
+        let len = to_usize(u64_field(entry::LEN), "length")?;
+        let bytes = to_usize(u64_field(entry::BYTES), "size")?;
+        let end = offset
+            .checked_add(bytes)
+            .filter(|&end| end <= self.size)
+            .ok_or_else(|| bad(format!("object at {offset}+{bytes} beyond the region")))?;
+        let align = elem_align.max(PAD);
+        if offset < self.heap_offset || offset % align != 0 || end <= offset {
+            return Err(bad(format!("object at {offset}+{bytes} is misplaced")));
+        }
+        let name = self.read_bytes(at + entry::NAME, name_len);
+        let type_name =
+            String::from_utf8_lossy(&self.read_bytes(at + entry::TYPE_NAME, type_len)).into_owned();
+        let name_hash = u64_field(entry::NAME_HASH);
+        let e = Entry {
+            kind,
+            elem_size,
+            elem_align,
+            type_hash: u64_field(entry::TYPE_HASH),
+            type_name,
+            offset,
+            len,
+            bytes,
+        };
+        Ok((name, name_hash, e))
+    }
+
+    /// Finds `name`, or the empty slot where it would go.
+    fn probe(&self, name: &str, hash: u64) -> Result<Probe> {
+        let mask = self.slots - 1;
+        let mut slot = (hash as usize) & mask;
+        for _ in 0..self.slots {
+            let state = publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE));
+            match state {
+                0 => return Ok(Probe::Vacant(slot)),
+                layout::ENTRY_READY => {
+                    let at = self.entry_offset(slot);
+                    let same_hash = self.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
+                    let same_len =
+                        self.u32_at(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
+                    if same_hash && same_len {
+                        let (stored, _, e) = self.read_entry(slot)?;
+                        if stored == name.as_bytes() {
+                            return Ok(Probe::Found(e));
+                        }
+                    }
+                }
+                other => {
+                    return Err(self.corrupt(format!("directory slot {slot} has state {other:#x}")));
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+        Ok(Probe::Full)
+    }
+
+    /// Checks that the existing entry is what `spec` asks for; returns the object's offset.
+    fn matching(&self, name: &str, spec: &Spec, e: &Entry) -> Result<usize> {
+        let type_hash = layout::fnv1a(spec.type_name.as_bytes());
+        let same = e.kind == spec.kind
+            && (!spec.kind.has_elements()
+                || (e.elem_size == spec.elem_size
+                    && e.elem_align == spec.elem_align
+                    && e.type_hash == type_hash))
+            && e.len == spec.len;
+        if !same {
+            return Err(Error::Mismatch {
+                name: name.to_string(),
+                existing: describe(e.kind, &e.type_name, e.len),
+                requested: spec.describe(),
+            });
+        }
+        if Some(e.bytes) != spec.bytes() {
+            return Err(self.corrupt(format!(
+                "object {name:?} has {} bytes, its type needs {:?}",
+                e.bytes,
+                spec.bytes()
+            )));
+        }
+        Ok(e.offset)
+    }
+
+    /// Finds the object `name` if it exists as `spec`, or creates it, calling `init` with a
+    /// pointer to its (not yet published) bytes. Returns the object's offset.
+    pub(crate) fn get_or_create(
+        &self,
+        name: &str,
+        spec: &Spec,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<usize> {
+        check_name(name)?;
+        let bytes = spec.bytes().ok_or_else(|| Error::OutOfSpace {
+            requested: u64::MAX,
+            available: self.size.saturating_sub(self.heap_offset) as u64,
+        })?;
+        let hash = layout::fnv1a(name.as_bytes());
+        if let Probe::Found(e) = self.probe(name, hash)? {
+            return self.matching(name, spec, &e);
+        }
+
+        let lock = self.u32_at(header::ALLOC_LOCK);
+        mutex::lock(lock, ALLOC_TOKEN, Block::Forever);
+        let result = self.insert_locked(name, hash, spec, bytes, init);
+        let _ = mutex::unlock(lock);
+        result
+    }
+
+    fn insert_locked(
+        &self,
+        name: &str,
+        hash: u64,
+        spec: &Spec,
+        bytes: usize,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<usize> {
+        let slot = match self.probe(name, hash)? {
+            // Someone created it between our lookup and our taking the lock.
+            Probe::Found(e) => return self.matching(name, spec, &e),
+            Probe::Vacant(slot) => slot,
+            Probe::Full => {
+                return Err(Error::DirectoryFull {
+                    capacity: self.capacity,
+                });
+            }
+        };
+        let count = self.u64_at(header::COUNT).load(Relaxed);
+        if count >= self.capacity as u64 {
+            return Err(Error::DirectoryFull {
+                capacity: self.capacity,
+            });
+        }
+        let cursor = self.u64_at(header::CURSOR).load(Relaxed);
+        let cursor = usize::try_from(cursor)
+            .ok()
+            .filter(|c| (self.heap_offset..=self.size).contains(c))
+            .ok_or_else(|| self.corrupt(format!("allocation cursor {cursor} out of range")))?;
+        let start = layout::round_up(cursor, spec.align());
+        let end = start.and_then(|s| s.checked_add(bytes));
+        let (start, end) = match (start, end) {
+            (Some(s), Some(e)) if e <= self.size => (s, e),
+            _ => {
+                return Err(Error::OutOfSpace {
+                    requested: bytes as u64,
+                    available: (self.size - cursor) as u64,
+                });
+            }
+        };
+
+        init(self.ptr(start));
+
+        let at = self.entry_offset(slot);
+        let type_name = short_type_name(spec.type_name);
+        self.u32_at(at + entry::KIND)
+            .store(spec.kind.tag(), Relaxed);
+        self.u32_at(at + entry::NAME_LEN)
+            .store(name.len() as u32, Relaxed);
+        self.u32_at(at + entry::TYPE_LEN)
+            .store(type_name.len() as u32, Relaxed);
+        self.u32_at(at + entry::ELEM_SIZE)
+            .store(spec.elem_size as u32, Relaxed);
+        self.u32_at(at + entry::ELEM_ALIGN)
+            .store(spec.elem_align as u32, Relaxed);
+        self.u64_at(at + entry::NAME_HASH).store(hash, Relaxed);
+        self.u64_at(at + entry::TYPE_HASH)
+            .store(layout::fnv1a(spec.type_name.as_bytes()), Relaxed);
+        self.u64_at(at + entry::OFFSET).store(start as u64, Relaxed);
+        self.u64_at(at + entry::LEN).store(spec.len as u64, Relaxed);
+        self.u64_at(at + entry::BYTES).store(bytes as u64, Relaxed);
+        self.write_bytes(at + entry::NAME, NAME_MAX, name.as_bytes());
+        self.write_bytes(at + entry::TYPE_NAME, TYPE_NAME_MAX, type_name.as_bytes());
+        // Release: the object's initial contents and the fields above are visible to whoever
+        // reads the state with Acquire.
+        publish::publish(self.u32_at(at + entry::STATE), layout::ENTRY_READY);
+        self.u64_at(header::CURSOR).store(end as u64, Relaxed);
+        self.u64_at(header::COUNT).store(count + 1, Relaxed);
+        Ok(start)
+    }
+
+    /// Every published entry, validated.
+    pub(crate) fn list(&self) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        for slot in 0..self.slots {
+            match publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE)) {
+                0 => continue,
+                layout::ENTRY_READY => {}
+                other => {
+                    return Err(self.corrupt(format!("directory slot {slot} has state {other:#x}")));
+                }
+            }
+            let (name, _, e) = self.read_entry(slot)?;
+            let name = String::from_utf8(name)
+                .map_err(|_| self.corrupt(format!("directory slot {slot}: name is not UTF-8")))?;
+            out.push(ObjectInfo {
+                name,
+                kind: e.kind,
+                type_name: e.type_name,
+                len: e.len,
+                bytes: e.bytes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The token the allocation lock is taken with.
+const ALLOC_TOKEN: u32 = 1;
+
+impl Region {
+    /// Finds or creates the object `name`; returns its offset in the mapping.
+    pub(crate) fn object(
+        &self,
+        name: &str,
+        spec: &Spec,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<usize> {
+        self.inner.get_or_create(name, spec, init)
+    }
+}

@@ -1,0 +1,196 @@
+//! The byte layout of a region. Every number here is part of the file format: changing one
+//! means bumping [`VERSION`].
+//!
+//! ```text
+//! offset 0                 HEADER_SIZE            heap_offset                     size
+//! +------------------------+----------------------+-------------------------------+
+//! | header (256 bytes)     | directory            | objects, each aligned to PAD  |
+//! |                        | slots × ENTRY_SIZE   | and padded to a multiple of it |
+//! +------------------------+----------------------+-------------------------------+
+//! ```
+//!
+//! # Header
+//!
+//! | offset | field            | type | meaning                                          |
+//! |--------|------------------|------|--------------------------------------------------|
+//! | 0      | magic            | [u8; 8] | `b"SHMSYNC\0"`                                |
+//! | 8      | version          | u32  | [`VERSION`]                                       |
+//! | 12     | layout           | u32  | [`LAYOUT`]: pointer width, endianness, padding    |
+//! | 16     | state            | u32  | [`READY`] once the header is complete             |
+//! | 24     | size             | u64  | total bytes, equal to the file's length           |
+//! | 32     | dir_offset       | u64  | always [`HEADER_SIZE`]                            |
+//! | 40     | dir_slots        | u64  | hash-table slots, a power of two                   |
+//! | 48     | capacity         | u64  | most objects the directory accepts (≤ slots / 2)   |
+//! | 56     | heap_offset      | u64  | first byte of object space, a multiple of PAD      |
+//! | 64     | cursor           | u64  | first free byte of object space                   |
+//! | 72     | count            | u64  | objects in the directory                          |
+//! | 128    | alloc lock       | u32  | a mutex word serialising insertions (own line)     |
+//!
+//! # Directory entry (ENTRY_SIZE = 256 bytes)
+//!
+//! | offset | field      | type      |
+//! |--------|------------|-----------|
+//! | 0      | state      | u32: 0 empty, [`ENTRY_READY`] published |
+//! | 4      | kind       | u32: [`Kind`](super::Kind) tag |
+//! | 8      | name_len   | u32 (1..=[`NAME_MAX`]) |
+//! | 12     | type_len   | u32 (0..=[`TYPE_NAME_MAX`]) |
+//! | 16     | elem_size  | u32 |
+//! | 20     | elem_align | u32 |
+//! | 24     | name_hash  | u64 |
+//! | 32     | type_hash  | u64 |
+//! | 40     | offset     | u64: the object's first byte |
+//! | 48     | len        | u64: elements (1 for values) |
+//! | 56     | bytes      | u64: bytes reserved for the object |
+//! | 64     | name       | [u8; 128] |
+//! | 192    | type_name  | [u8; 64] |
+
+/// The first eight bytes of every region.
+pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
+/// The format version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// The padding unit: objects start on, and are padded to, multiples of it, so no two objects
+/// share a cache line (128 bytes covers the adjacent-line prefetcher of x86-64, as
+/// crossbeam-utils' `CachePadded` does).
+pub const PAD: usize = 128;
+const _: () = assert!(PAD >= std::mem::align_of::<crossbeam_utils::CachePadded<u8>>());
+
+/// The layout fingerprint: pointer width in bytes (bits 0..8), 1 for little-endian or 2 for
+/// big-endian (bits 8..16), log2 of [`PAD`] (bits 16..24).
+pub const LAYOUT: u32 = layout_fingerprint(
+    std::mem::size_of::<usize>() as u32,
+    cfg!(target_endian = "little"),
+    PAD.trailing_zeros(),
+);
+
+const fn layout_fingerprint(ptr_bytes: u32, little: bool, pad_log2: u32) -> u32 {
+    ptr_bytes | (if little { 1 } else { 2 }) << 8 | pad_log2 << 16
+}
+
+/// A human-readable form of a layout fingerprint, for error messages.
+pub fn describe_layout(layout: u32) -> String {
+    let endian = match (layout >> 8) & 0xff {
+        1 => "little-endian",
+        2 => "big-endian",
+        _ => "unknown-endian",
+    };
+    let pad = 1u64.checked_shl((layout >> 16) & 0xff).unwrap_or(0);
+    format!(
+        "{}-bit {endian} with {pad}-byte padding",
+        (layout & 0xff) * 8
+    )
+}
+
+/// The header's state once it is complete.
+pub const READY: u32 = 0x5245_4459; // "READ" + "Y"
+/// A directory entry's state once it is published.
+pub const ENTRY_READY: u32 = 1;
+
+pub const HEADER_SIZE: usize = 256;
+pub const ENTRY_SIZE: usize = 256;
+/// Longest object name, in bytes of UTF-8.
+pub const NAME_MAX: usize = 128;
+/// Longest element type name kept in an entry (longer names are cut, on a char boundary).
+pub const TYPE_NAME_MAX: usize = 64;
+
+pub mod header {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const LAYOUT: usize = 12;
+    pub const STATE: usize = 16;
+    pub const SIZE: usize = 24;
+    pub const DIR_OFFSET: usize = 32;
+    pub const DIR_SLOTS: usize = 40;
+    pub const CAPACITY: usize = 48;
+    pub const HEAP_OFFSET: usize = 56;
+    pub const CURSOR: usize = 64;
+    pub const COUNT: usize = 72;
+    pub const ALLOC_LOCK: usize = 128;
+}
+
+pub mod entry {
+    pub const STATE: usize = 0;
+    pub const KIND: usize = 4;
+    pub const NAME_LEN: usize = 8;
+    pub const TYPE_LEN: usize = 12;
+    pub const ELEM_SIZE: usize = 16;
+    pub const ELEM_ALIGN: usize = 20;
+    pub const NAME_HASH: usize = 24;
+    pub const TYPE_HASH: usize = 32;
+    pub const OFFSET: usize = 40;
+    pub const LEN: usize = 48;
+    pub const BYTES: usize = 56;
+    pub const NAME: usize = 64;
+    pub const TYPE_NAME: usize = 192;
+}
+
+const _: () = assert!(entry::NAME + NAME_MAX == entry::TYPE_NAME);
+const _: () = assert!(entry::TYPE_NAME + TYPE_NAME_MAX == ENTRY_SIZE);
+const _: () = assert!(header::ALLOC_LOCK + 4 <= HEADER_SIZE);
+const _: () = assert!(HEADER_SIZE % PAD == 0 && ENTRY_SIZE % 8 == 0);
+
+/// Objects a region of `size` bytes holds by default: one per 4 KiB, at least 16.
+pub fn default_capacity(size: u64) -> usize {
+    (size / 4096).clamp(16, 1 << 24) as usize
+}
+
+/// Hash-table slots for `capacity` objects: at least twice as many, a power of two, so the
+/// table stays at most half full and probe sequences stay short.
+pub fn slots_for(capacity: usize) -> Option<usize> {
+    capacity.checked_mul(2)?.checked_next_power_of_two()
+}
+
+/// Where object space starts for a directory of `slots`.
+pub fn heap_offset(slots: usize) -> Option<usize> {
+    let end = slots.checked_mul(ENTRY_SIZE)?.checked_add(HEADER_SIZE)?;
+    round_up(end, PAD)
+}
+
+/// `n` rounded up to a multiple of `align` (a power of two).
+pub fn round_up(n: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    Some(n.checked_add(align - 1)? & !(align - 1))
+}
+
+/// 64-bit FNV-1a, the directory's hash (the same in every process and build).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_description_is_readable() {
+        assert_eq!(
+            describe_layout(LAYOUT),
+            "64-bit little-endian with 128-byte padding"
+        );
+        assert_eq!(
+            describe_layout(0x0007_0204),
+            "32-bit big-endian with 128-byte padding"
+        );
+    }
+
+    #[test]
+    fn geometry_arithmetic_refuses_overflow() {
+        assert_eq!(slots_for(16), Some(32));
+        assert_eq!(slots_for(17), Some(64));
+        assert_eq!(slots_for(usize::MAX), None);
+        assert_eq!(heap_offset(32), Some(HEADER_SIZE + 32 * ENTRY_SIZE));
+        assert_eq!(heap_offset(usize::MAX / 2), None);
+        assert_eq!(round_up(129, 128), Some(256));
+        assert_eq!(round_up(usize::MAX, 128), None);
+    }
+
+    #[test]
+    fn fnv_matches_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,257 @@
+//! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
+
+use crate::error::{Error, LockError, Result, TryLockError};
+use crate::lock::TOKEN;
+use crate::protocol::rmutex::{RError, RMutex};
+use crate::protocol::{Block, mutex};
+use crate::region::{Inner, Kind, Region, Spec};
+use crate::sys;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+// Word offsets inside an RLock object.
+const LOCK: usize = 0;
+const OWNER_TID: usize = 4;
+const COUNT: usize = 8;
+const OWNER_PID: usize = 12;
+
+/// A re-entrant lock shared between processes: Python's `multiprocessing.RLock`.
+///
+/// The thread that holds it may acquire it again without blocking; it must release it as many
+/// times as it acquired it, and only it may release it. The owner's identity (process and
+/// thread id) and the recursion count live in the region, so [`owner`](RLock::owner) and
+/// [`is_locked`](RLock::is_locked) answer correctly from any process.
+///
+/// # Examples
+///
+/// ```
+/// let region = shmsync::Region::anonymous(1 << 16)?;
+/// let rlock = region.rlock("tree")?;
+/// let outer = rlock.lock()?;
+/// let inner = rlock.lock()?; // same thread: no deadlock
+/// assert_eq!(rlock.count(), 2);
+/// assert_eq!(rlock.owner().unwrap().pid, std::process::id());
+/// drop(inner);
+/// drop(outer);
+/// assert!(!rlock.is_locked());
+/// assert!(rlock.release().is_err()); // nobody owns it
+/// # Ok::<(), shmsync::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RLock {
+    _region: Arc<Inner>,
+    base: NonNull<AtomicU32>,
+}
+
+// SAFETY: `base` points at four words inside the mapping that `_region` keeps alive; they are
+// only ever accessed atomically, from any thread.
+unsafe impl Send for RLock {}
+// SAFETY: as above.
+unsafe impl Sync for RLock {}
+
+/// Who holds an [`RLock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The owner's process id.
+    pub pid: u32,
+    /// The owner's thread id (as `gettid()` returns).
+    pub tid: u32,
+}
+
+impl RLock {
+    fn at(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: the object is at least 16 bytes (the directory checked its size), `base` is
+        // 128-byte aligned, so `base + offset` for offset ≤ 12 is an aligned word inside it,
+        // and `_region` keeps the mapping alive.
+        unsafe { &*self.base.as_ptr().byte_add(offset) }
+    }
+
+    fn words(&self) -> RMutex<'_, AtomicU32> {
+        RMutex {
+            lock: self.at(LOCK),
+            owner: self.at(OWNER_TID),
+            count: self.at(COUNT),
+        }
+    }
+
+    fn enter(&self, block: Block) -> bool {
+        let (pid, tid) = sys::ids();
+        match self.words().acquire(tid, TOKEN, block) {
+            Ok(true) => {
+                if self.words().count() == 1 {
+                    self.at(OWNER_PID).store(pid, Relaxed);
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(_) => panic!("RLock acquired more than u32::MAX times by one thread"),
+        }
+    }
+
+    fn exit(&self) -> Result<()> {
+        let (_, tid) = sys::ids();
+        let words = self.words();
+        if words.owner() == Some(tid) && words.count() == 1 {
+            self.at(OWNER_PID).store(0, Relaxed);
+        }
+        words.release(tid).map_err(|e| match e {
+            RError::NotOwner => Error::NotOwner,
+            RError::NotLocked | RError::CountOverflow => Error::NotLocked,
+        })
+    }
+
+    /// Acquires the lock, Python style (see [`Lock::acquire`](crate::Lock::acquire) for
+    /// `block` and `timeout`). Returns at once with `true` if this thread already owns it.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock `u32::MAX` times.
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
+        self.enter(Block::from_python(block, timeout))
+    }
+
+    /// Releases the lock once; the last release by the owner frees it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOwner`] if another thread owns it, [`Error::NotLocked`] if nobody does
+    /// (Python raises `RuntimeError` / `AssertionError`).
+    pub fn release(&self) -> Result<()> {
+        self.exit()
+    }
+
+    /// Acquires the lock, blocking as long as it takes; the guard releases it once when
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// The error cases belong to owner-death recovery; the current release never returns them.
+    ///
+    /// # Panics
+    ///
+    /// As [`acquire`](RLock::acquire).
+    pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.enter(Block::Forever);
+        Ok(RLockGuard::new(self))
+    }
+
+    /// Tries once to acquire the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if another thread owns it.
+    pub fn try_lock(&self) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+        self.try_with(Block::Try)
+    }
+
+    /// Tries to acquire the lock until `timeout` has passed.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if another thread owned it until the deadline.
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+        self.try_with(Block::after(timeout))
+    }
+
+    fn try_with(&self, block: Block) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+        if self.enter(block) {
+            Ok(RLockGuard::new(self))
+        } else {
+            Err(TryLockError::WouldBlock)
+        }
+    }
+
+    /// Whether some thread owns the lock (a snapshot, right from any process).
+    pub fn is_locked(&self) -> bool {
+        mutex::is_locked(self.at(LOCK).load(Relaxed))
+    }
+
+    /// The owning process and thread, if any (a snapshot, right from any process).
+    pub fn owner(&self) -> Option<Owner> {
+        let tid = self.words().owner()?;
+        Some(Owner {
+            pid: self.at(OWNER_PID).load(Relaxed),
+            tid,
+        })
+    }
+
+    /// Whether the calling thread owns the lock.
+    pub fn is_owned_by_current_thread(&self) -> bool {
+        self.words().owner() == Some(sys::ids().1)
+    }
+
+    /// How many times the owner has acquired the lock (0 when unowned; a snapshot).
+    pub fn count(&self) -> u32 {
+        self.words().count()
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("owner", &self.owner())
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+/// Holds one level of an [`RLock`]; releases it when dropped. Not `Send`: the lock belongs to
+/// the thread that took it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> RLockGuard<'a> {
+    fn new(lock: &'a RLock) -> Self {
+        RLockGuard {
+            lock,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+// SAFETY: a shared guard gives access to nothing but `&RLock`, which is `Sync`.
+unsafe impl Sync for RLockGuard<'_> {}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.exit();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RLockGuard")
+    }
+}
+
+impl Region {
+    /// Finds or creates the [`RLock`] called `name` (created unowned).
+    ///
+    /// # Errors
+    ///
+    /// As [`Region::lock`].
+    pub fn rlock(&self, name: &str) -> Result<RLock> {
+        let offset = self.object(name, &Spec::plain(Kind::RLock), |ptr| {
+            for i in 0..4 {
+                // SAFETY: a fresh, 128-byte-aligned object of at least 16 bytes inside the
+                // mapping, not yet published to anyone.
+                unsafe { AtomicU32::from_ptr(ptr.add(4 * i).cast()) }.store(0, Relaxed);
+            }
+        })?;
+        let base = NonNull::from(self.inner.u32_at(offset));
+        Ok(RLock {
+            _region: self.inner.clone(),
+            base,
+        })
+    }
+}

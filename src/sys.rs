@@ -1,0 +1,193 @@
+//! Every system call the library makes lives here: futex wait and wake, thread identity, file
+//! creation, opening, linking and sealing, and mapping.
+//!
+//! Futexes are always the shared (non-private) kind: the words live in `MAP_SHARED` mappings
+//! and the kernel keys them by (inode, offset), so a wake in one process reaches a sleeper in
+//! another whatever address each has the word mapped at.
+
+use crate::word::WaitOutcome;
+use linux_futex::{AsFutex, Futex, Shared, TimedWaitError, WaitError};
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{AtFlags, Mode, OFlags, SealFlags};
+use std::cell::Cell;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Instant;
+
+// ---------------------------------------------------------------------------------------------
+// Futex
+
+/// Sleeps on `word` while it holds `expected`, until a wake or `deadline` (absolute, monotonic).
+///
+/// The word must be 4-byte aligned and stay mapped for the call: every caller passes a word
+/// of a live mapping at an offset the region validated as aligned, so linux-futex never meets
+/// the EFAULT or EINVAL it would panic on.
+#[inline]
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> WaitOutcome {
+    let futex: &Futex<Shared> = word.as_futex();
+    match deadline {
+        None => match futex.wait(expected) {
+            Ok(()) | Err(WaitError::Interrupted) => WaitOutcome::Woken,
+            Err(WaitError::WrongValue) => WaitOutcome::ValueChanged,
+        },
+        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (std's `Instant` clock),
+        // so spurious wake-ups and EINTR never stretch the wait.
+        Some(at) => match futex.wait_bitset_until(expected, !0, at) {
+            Ok(()) | Err(TimedWaitError::Interrupted) => WaitOutcome::Woken,
+            Err(TimedWaitError::WrongValue) => WaitOutcome::ValueChanged,
+            Err(TimedWaitError::TimedOut) => WaitOutcome::TimedOut,
+        },
+    }
+}
+
+/// Wakes up to `n` sleepers on `word`, in any process.
+#[inline]
+pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
+    let futex: &Futex<Shared> = word.as_futex();
+    futex.wake(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread and process identity, cached per thread and refreshed after fork
+
+/// Bumped in every child right after `fork`, so cached identities copied from the parent are
+/// recognised as stale.
+static FORK_GENERATION: AtomicU32 = AtomicU32::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+thread_local! {
+    /// (fork generation, pid, tid); the generation `u32::MAX` means "not filled in yet".
+    static IDS: Cell<(u32, u32, u32)> = const { Cell::new((u32::MAX, 0, 0)) };
+}
+
+/// The calling thread's (process id, thread id). A system call only the first time a thread
+/// asks, and again after a fork.
+#[inline]
+pub(crate) fn ids() -> (u32, u32) {
+    ATFORK.call_once(|| {
+        // SAFETY: `after_fork_in_child` is async-signal-safe (one atomic add) and lives for the
+        // whole program, as pthread_atfork requires of its handlers.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let generation = FORK_GENERATION.load(Relaxed);
+    IDS.with(|ids| {
+        let (g, pid, tid) = ids.get();
+        if g == generation {
+            return (pid, tid);
+        }
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        ids.set((generation, pid, tid));
+        (pid, tid)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// A new, empty, not yet visible file in `dir`, mode 0600: an `O_TMPFILE` file where the file
+/// system supports it, otherwise a uniquely named file created with `O_EXCL | O_NOFOLLOW`
+/// (whose path is returned so it can be unlinked once linked into place).
+pub(crate) fn create_hidden(dir: &Path, mode: u32) -> io::Result<(File, Option<PathBuf>)> {
+    let mode = Mode::from_raw_mode(mode);
+    match rustix::fs::open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
+        Ok(fd) => return Ok((File::from(fd), None)),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::ISDIR => {}
+        Err(e) => return Err(e.into()),
+    }
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let (pid, _) = ids();
+    loop {
+        let n = COUNTER.fetch_add(1, Relaxed);
+        let tmp = dir.join(format!(".shmsync-tmp.{pid}.{n}"));
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::open(&tmp, flags, mode) {
+            Ok(fd) => return Ok((File::from(fd), Some(tmp))),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Gives the hidden file from [`create_hidden`] the name `path`, atomically, failing with
+/// `AlreadyExists` if anything (a symlink included) is already there: `link(2)` never replaces
+/// and never follows the new name.
+pub(crate) fn link_into_place(file: &File, tmp: Option<&Path>, path: &Path) -> io::Result<()> {
+    let result = match tmp {
+        Some(tmp) => rustix::fs::link(tmp, path),
+        None => {
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path.as_str(),
+                rustix::fs::CWD,
+                path,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+        }
+    };
+    if let Some(tmp) = tmp {
+        let _ = rustix::fs::unlink(tmp);
+    }
+    result.map_err(io::Error::from)
+}
+
+/// Opens an existing region file read-write, refusing a symlink at `path`.
+pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            io::Error::new(io::ErrorKind::InvalidInput, "the path is a symbolic link")
+        } else {
+            io::Error::from(e)
+        }
+    })?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// An anonymous memory file of `len` bytes, sealed so that nobody can shrink it (which would
+/// turn accesses to the lost pages into SIGBUS) or grow it.
+pub(crate) fn memfd(len: u64) -> io::Result<File> {
+    use rustix::fs::MemfdFlags;
+    let fd = rustix::fs::memfd_create("shmsync", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let file = File::from(fd);
+    file.set_len(len)?;
+    rustix::fs::fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    Ok(file)
+}
+
+/// The file's current length.
+pub(crate) fn file_len(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.len())
+}
+
+/// Maps the first `len` bytes of `file` shared (`MAP_SHARED`), read-write. The mapping is only
+/// ever reached through raw pointers and atomics.
+pub(crate) fn map(file: &File, len: usize) -> io::Result<MmapRaw> {
+    MmapOptions::new().len(len).map_raw(file)
+}
+
+/// Removes the file at `path` (the region stays alive for whoever has it mapped).
+pub(crate) fn unlink(path: &Path) -> io::Result<()> {
+    rustix::fs::unlink(path).map_err(io::Error::from)
+}
