@@ -115,6 +115,8 @@ pub enum Error {
         /// The slice's length.
         found: usize,
     },
+    /// A `try_lock` found the lock held (from [`TryLockError::WouldBlock`] via `?`).
+    WouldBlock,
     /// A guard of another lock was passed where this object's own lock was needed.
     WrongLock,
     /// The previous holder of a lock died while holding it; the lock was taken over and the
@@ -208,6 +210,7 @@ impl fmt::Display for Error {
                 f,
                 "slice of length {found} given for an array of length {expected}"
             ),
+            Error::WouldBlock => write!(f, "the lock is held by someone else"),
             Error::WrongLock => write!(f, "the guard belongs to another lock"),
             Error::OwnerDied => write!(f, "the previous holder of the lock died while holding it"),
             Error::NotRecoverable => write!(
@@ -239,7 +242,8 @@ impl std::error::Error for Error {
 /// This mirrors the EOWNERDEAD / ENOTRECOVERABLE model of POSIX robust mutexes. The current
 /// release has no owner-death detection yet, so `lock()` always succeeds; the type is part of
 /// the signature now so that enabling recovery will not change any caller's code.
-#[derive(Debug)]
+///
+/// `?` converts it into [`Error`] (dropping, and so releasing, the guard).
 pub enum LockError<G> {
     /// The lock was taken over from a holder that died; the guard is inside.
     OwnerDied(OwnerDied<G>),
@@ -249,7 +253,6 @@ pub enum LockError<G> {
 }
 
 /// Why `try_lock()` / `try_lock_for()` did not return a guard.
-#[derive(Debug)]
 pub enum TryLockError<G> {
     /// The lock is held by someone else (and, for `try_lock_for`, stayed held until the
     /// deadline).
@@ -261,7 +264,6 @@ pub enum TryLockError<G> {
 }
 
 /// A lock taken over from a holder that died, carrying the guard.
-#[derive(Debug)]
 pub struct OwnerDied<G> {
     guard: G,
 }
@@ -296,8 +298,45 @@ impl<G> fmt::Display for TryLockError<G> {
     }
 }
 
-impl<G: fmt::Debug> std::error::Error for LockError<G> {}
-impl<G: fmt::Debug> std::error::Error for TryLockError<G> {}
+// Debug by hand: the guard need not be Debug (its element type may not be), and printing the
+// error should not take the lock again.
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::NotRecoverable => f.write_str("NotRecoverable"),
+        }
+    }
+}
+
+impl<G> fmt::Debug for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => f.write_str("WouldBlock"),
+            TryLockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            TryLockError::NotRecoverable => f.write_str("NotRecoverable"),
+        }
+    }
+}
+
+impl<G> fmt::Debug for OwnerDied<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OwnerDied(..)")
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+impl<G> std::error::Error for TryLockError<G> {}
+
+impl<G> From<TryLockError<G>> for Error {
+    fn from(e: TryLockError<G>) -> Error {
+        match e {
+            TryLockError::WouldBlock => Error::WouldBlock,
+            TryLockError::OwnerDied(_) => Error::OwnerDied,
+            TryLockError::NotRecoverable => Error::NotRecoverable,
+        }
+    }
+}
 
 impl<G> From<LockError<G>> for Error {
     fn from(e: LockError<G>) -> Error {

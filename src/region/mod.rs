@@ -504,3 +504,6 @@ impl Inner {
         unsafe { AtomicU64::from_ptr(self.ptr(offset).cast()) }
     }
 }
+
+#[cfg(test)]
+mod tests;

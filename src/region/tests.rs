@@ -1,0 +1,232 @@
+//! Unit tests of the header and directory logic (multi-process behaviour is in `tests/`).
+
+use super::layout::{self, ENTRY_SIZE, HEADER_SIZE, PAD, entry, header};
+use super::*;
+use crate::Kind;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn region(capacity: usize) -> Region {
+    Region::options()
+        .capacity(capacity)
+        .anonymous(64 * 1024)
+        .unwrap()
+}
+
+#[test]
+fn new_header_is_complete_and_valid() {
+    let r = region(16);
+    let i = &r.inner;
+    assert_eq!(
+        i.u64_at(header::MAGIC).load(Relaxed).to_ne_bytes(),
+        layout::MAGIC
+    );
+    assert_eq!(i.u32_at(header::VERSION).load(Relaxed), layout::VERSION);
+    assert_eq!(i.u32_at(header::LAYOUT).load(Relaxed), layout::LAYOUT);
+    assert_eq!(i.u32_at(header::STATE).load(Relaxed), layout::READY);
+    assert_eq!(i.u64_at(header::SIZE).load(Relaxed), 64 * 1024);
+    assert_eq!(i.u64_at(header::DIR_SLOTS).load(Relaxed), 32);
+    assert_eq!(i.u64_at(header::CAPACITY).load(Relaxed), 16);
+    let heap = i.u64_at(header::HEAP_OFFSET).load(Relaxed) as usize;
+    assert_eq!(heap, HEADER_SIZE + 32 * ENTRY_SIZE);
+    assert_eq!(heap % PAD, 0);
+    assert_eq!(i.u64_at(header::CURSOR).load(Relaxed) as usize, heap);
+    assert_eq!(r.free_bytes(), 64 * 1024 - heap);
+}
+
+#[test]
+fn geometry_rejects_unusable_sizes() {
+    for (size, capacity) in [
+        (0, None),
+        (1000, None),
+        (HEADER_SIZE + 32 * ENTRY_SIZE, Some(16)),
+    ] {
+        assert!(
+            matches!(
+                Geometry::for_new(size, capacity),
+                Err(Error::InvalidSize { .. })
+            ),
+            "size {size} capacity {capacity:?}"
+        );
+    }
+    assert!(matches!(
+        Geometry::for_new(1 << 20, Some(0)),
+        Err(Error::InvalidSize { .. })
+    ));
+    assert!(matches!(
+        Geometry::for_new(1 << 20, Some(usize::MAX / 2)),
+        Err(Error::InvalidSize { .. })
+    ));
+    assert!(matches!(
+        Geometry::for_new(usize::MAX, None),
+        Err(Error::InvalidSize { .. })
+    ));
+    // The smallest usable region: header, directory and one padding unit of objects.
+    let least = HEADER_SIZE + 32 * ENTRY_SIZE + PAD;
+    assert!(Geometry::for_new(least, Some(16)).is_ok());
+}
+
+#[test]
+fn objects_are_padded_apart_and_listed() {
+    let r = region(16);
+    let a = r.object("a", &Spec::plain(Kind::Lock), |_| {}).unwrap();
+    let b = r.object("b", &Spec::plain(Kind::Lock), |_| {}).unwrap();
+    let v = r
+        .object("v", &Spec::of::<u64>(Kind::Value, 1), |_| {})
+        .unwrap();
+    assert_eq!(b - a, PAD, "two locks never share a padding unit");
+    assert_eq!(v - b, PAD);
+    assert_eq!(
+        r.object("a", &Spec::plain(Kind::Lock), |_| panic!())
+            .unwrap(),
+        a
+    );
+    let names: Vec<_> = r
+        .objects()
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.name, o.kind))
+        .collect();
+    assert_eq!(names.len(), 3);
+    for (n, k) in [("a", Kind::Lock), ("b", Kind::Lock), ("v", Kind::Value)] {
+        assert!(
+            names.contains(&(n.to_string(), k)),
+            "{n} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn over_aligned_elements_are_aligned() {
+    #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+    #[repr(C, align(256))]
+    struct Big([u8; 256]);
+    let r = region(16);
+    r.lock("pad").unwrap();
+    let v = r.value("big", Big([7; 256])).unwrap();
+    let g = v.lock().unwrap();
+    assert_eq!(&*g as *const Big as usize % 256, 0);
+    assert_eq!(g.0[255], 7);
+}
+
+#[test]
+fn colliding_names_probe_past_each_other() {
+    // Find names that share a home slot in a 32-slot table.
+    let home = |n: &str| layout::fnv1a(n.as_bytes()) as usize & 31;
+    let first = "x0".to_string();
+    let twins: Vec<String> = (1..10_000)
+        .map(|i| format!("x{i}"))
+        .filter(|n| home(n) == home(&first))
+        .take(3)
+        .collect();
+    assert_eq!(twins.len(), 3);
+    let r = region(16);
+    let mut offsets = vec![r.value(&first, 0u32).unwrap()];
+    for (i, n) in twins.iter().enumerate() {
+        let v = r.value(n, i as u32 + 1).unwrap();
+        offsets.push(v);
+    }
+    assert_eq!(offsets[0].load().unwrap(), 0);
+    for (i, n) in twins.iter().enumerate() {
+        assert_eq!(r.value(n, 99u32).unwrap().load().unwrap(), i as u32 + 1);
+    }
+}
+
+#[test]
+fn capacity_is_enforced_and_nothing_is_lost() {
+    let r = region(3);
+    for n in ["a", "b", "c"] {
+        r.value(n, 5u8).unwrap();
+    }
+    assert!(matches!(
+        r.lock("d"),
+        Err(Error::DirectoryFull { capacity: 3 })
+    ));
+    assert!(matches!(r.value("a", 0u8), Ok(v) if v.load().unwrap() == 5));
+    assert_eq!(r.objects().unwrap().len(), 3);
+}
+
+#[test]
+fn space_is_enforced_and_nothing_is_lost() {
+    let r = region(16);
+    let small = r.array("small", &[1u8; 100]).unwrap();
+    let free = r.free_bytes();
+    assert!(matches!(
+        r.array("big", &vec![0u8; free]),
+        Err(Error::OutOfSpace { .. })
+    ));
+    assert_eq!(r.free_bytes(), free);
+    assert_eq!(small.to_vec().unwrap(), vec![1u8; 100]);
+    // The largest array that fits (lock word and padding included) still fits.
+    assert!(r.array("fits", &vec![0u8; free - 4]).is_ok());
+    assert_eq!(r.free_bytes(), 0);
+}
+
+#[test]
+fn mismatches_name_both_sides() {
+    let r = region(16);
+    r.value("x", 1.5f64).unwrap();
+    r.array("arr", &[0i32; 10]).unwrap();
+    let msg = |e: Error| e.to_string();
+    let e = msg(r.value::<u64>("x", 0).unwrap_err());
+    assert!(e.contains("Value<f64>") && e.contains("Value<u64>"), "{e}");
+    let e = msg(r.lock("x").unwrap_err());
+    assert!(e.contains("Value<f64>") && e.contains("Lock"), "{e}");
+    let e = msg(r.array("arr", &[0i32; 11]).unwrap_err());
+    assert!(
+        e.contains("Array<i32; 10>") && e.contains("Array<i32; 11>"),
+        "{e}"
+    );
+    let e = msg(r.raw_array("arr", &[0i32; 10]).unwrap_err());
+    assert!(e.contains("RawArray<i32; 10>"), "{e}");
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let r = region(16);
+    for name in ["", "a\0b", &"n".repeat(129)] {
+        assert!(
+            matches!(r.lock(name), Err(Error::InvalidName { .. })),
+            "{name:?}"
+        );
+    }
+    assert!(r.lock(&"n".repeat(128)).is_ok());
+    assert!(r.lock("ünïcödé ✓").is_ok());
+    assert_eq!(r.objects().unwrap().len(), 2);
+}
+
+#[test]
+fn damaged_entries_are_reported_not_trusted() {
+    let r = region(16);
+    r.value("v", 1u64).unwrap();
+    let slot = (0..32)
+        .find(|s| r.inner.u32_at(HEADER_SIZE + s * ENTRY_SIZE).load(Relaxed) != 0)
+        .unwrap();
+    let at = HEADER_SIZE + slot * ENTRY_SIZE;
+    let check = |field: usize, value: u64, wide: bool| {
+        let old = if wide {
+            r.inner.u64_at(at + field).swap(value, Relaxed)
+        } else {
+            u64::from(r.inner.u32_at(at + field).swap(value as u32, Relaxed))
+        };
+        let e = r.value("v", 0u64).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "field {field}: {e}");
+        assert!(matches!(r.objects(), Err(Error::Corrupt { .. })));
+        if wide {
+            r.inner.u64_at(at + field).store(old, Relaxed);
+        } else {
+            r.inner.u32_at(at + field).store(old as u32, Relaxed);
+        }
+        assert_eq!(r.value("v", 0u64).unwrap().load().unwrap(), 1);
+    };
+    check(entry::OFFSET, 64 * 1024 - 8, true); // runs past the end
+    check(entry::OFFSET, 8, true); // inside the header
+    check(entry::OFFSET, u64::MAX, true);
+    check(entry::BYTES, u64::MAX, true);
+    check(entry::KIND, 99, false);
+    check(entry::ELEM_ALIGN, 3, false);
+    check(entry::TYPE_LEN, 65, false);
+    check(entry::STATE, 7, false);
+    // A lying length is a mismatch with a clear message, not an out-of-bounds access.
+    r.inner.u64_at(at + entry::LEN).store(1 << 40, Relaxed);
+    assert!(r.value("v", 0u64).is_err());
+}
