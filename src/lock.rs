@@ -95,7 +95,9 @@ impl RawLock {
 /// acquirers spin briefly, then sleep on a shared futex until a release wakes them.
 ///
 /// Get one with [`Region::lock`]. Handles are cheap to clone, `Send + Sync`, and keep the
-/// region mapped.
+/// region mapped. The guard-based methods ([`lock`](DataLock::lock),
+/// [`try_lock`](DataLock::try_lock), [`try_lock_for`](DataLock::try_lock_for),
+/// [`is_locked`](DataLock::is_locked)) are those of [`DataLock`], reached through `Deref`.
 ///
 /// # Examples
 ///
@@ -121,7 +123,7 @@ impl RawLock {
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    raw: RawLock,
+    guarded: DataLock,
 }
 
 impl Lock {
@@ -130,7 +132,7 @@ impl Lock {
     /// has passed on the monotonic clock (spurious wake-ups and signals do not extend it).
     /// Returns whether the lock was acquired; release it with [`release`](Lock::release).
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.raw.acquire(Block::from_python(block, timeout))
+        self.guarded.raw.acquire(Block::from_python(block, timeout))
     }
 
     /// Releases the lock. Any thread or process may release it, as in Python.
@@ -139,45 +141,17 @@ impl Lock {
     ///
     /// [`Error::NotLocked`] if the lock was not held (Python raises `ValueError`).
     pub fn release(&self) -> Result<()> {
-        self.raw.release()
+        self.guarded.raw.release()
     }
+}
 
-    /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
-    ///
-    /// # Errors
-    ///
-    /// The error cases belong to owner-death recovery (a holder that died); the current
-    /// release never returns them.
-    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.raw.lock_with(|| LockGuard { lock: &self.raw })
-    }
+impl std::ops::Deref for Lock {
+    type Target = DataLock;
 
-    /// Tries once to acquire the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it is held.
-    pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw
-            .try_lock_with(Block::Try, || LockGuard { lock: &self.raw })
-    }
-
-    /// Tries to acquire the lock until `timeout` has passed.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw
-            .try_lock_with(Block::after(timeout), || LockGuard { lock: &self.raw })
-    }
-
-    /// Whether someone holds the lock (a snapshot).
-    pub fn is_locked(&self) -> bool {
-        self.raw.is_locked()
+    /// A `Lock` is a [`DataLock`] that may also be acquired and released without a guard:
+    /// `lock()`, `try_lock()`, `try_lock_for()` and `is_locked()` come from there.
+    fn deref(&self) -> &DataLock {
+        &self.guarded
     }
 }
 
@@ -189,8 +163,9 @@ impl fmt::Debug for Lock {
     }
 }
 
-/// The lock embedded in a [`Value`](crate::Value) or an [`Array`](crate::Array), as returned by
-/// their `get_lock()`.
+/// A lock that can only be held through a guard: the lock embedded in a
+/// [`Value`](crate::Value) or an [`Array`](crate::Array) (their `get_lock()`), and the guard
+/// half of every [`Lock`].
 ///
 /// Unlike [`Lock`] it can only be held through a guard, so nobody can release it from under the
 /// holder of the data it protects: safe code cannot cause a data race on the value. To read or
@@ -306,7 +281,7 @@ impl Region {
     pub fn lock(&self, name: &str) -> Result<Lock> {
         let offset = self.object(name, &Spec::plain(Kind::Lock), RawLock::init)?;
         Ok(Lock {
-            raw: RawLock::new(self.inner.clone(), offset),
+            guarded: DataLock::new(RawLock::new(self.inner.clone(), offset)),
         })
     }
 }

@@ -309,28 +309,31 @@ impl Inner {
         Ok((name, name_hash, e))
     }
 
+    /// Whether `slot` holds a published entry (Acquire: its fields are then visible), or is
+    /// empty; any other state is damage.
+    fn is_published(&self, slot: usize) -> Result<bool> {
+        match publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE)) {
+            0 => Ok(false),
+            layout::ENTRY_READY => Ok(true),
+            other => Err(self.corrupt(format!("directory slot {slot} has state {other:#x}"))),
+        }
+    }
+
     /// Finds `name`, or the empty slot where it would go.
     fn probe(&self, name: &str, hash: u64) -> Result<Probe> {
         let mask = self.slots - 1;
         let mut slot = (hash as usize) & mask;
         for _ in 0..self.slots {
-            let state = publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE));
-            match state {
-                0 => return Ok(Probe::Vacant(slot)),
-                layout::ENTRY_READY => {
-                    let at = self.entry_offset(slot);
-                    let same_hash = self.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
-                    let same_len =
-                        self.u32_at(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
-                    if same_hash && same_len {
-                        let (stored, _, e) = self.read_entry(slot)?;
-                        if stored == name.as_bytes() {
-                            return Ok(Probe::Found(e));
-                        }
-                    }
-                }
-                other => {
-                    return Err(self.corrupt(format!("directory slot {slot} has state {other:#x}")));
+            if !self.is_published(slot)? {
+                return Ok(Probe::Vacant(slot));
+            }
+            let at = self.entry_offset(slot);
+            let same_hash = self.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
+            let same_len = self.u32_at(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
+            if same_hash && same_len {
+                let (stored, _, e) = self.read_entry(slot)?;
+                if stored == name.as_bytes() {
+                    return Ok(Probe::Found(e));
                 }
             }
             slot = (slot + 1) & mask;
@@ -464,12 +467,8 @@ impl Inner {
     pub(crate) fn list(&self) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         for slot in 0..self.slots {
-            match publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE)) {
-                0 => continue,
-                layout::ENTRY_READY => {}
-                other => {
-                    return Err(self.corrupt(format!("directory slot {slot} has state {other:#x}")));
-                }
+            if !self.is_published(slot)? {
+                continue;
             }
             let (name, _, e) = self.read_entry(slot)?;
             let name = String::from_utf8(name)
