@@ -1,1 +1,444 @@
-//! loom models of shmsync protocols.
+//! loom models of shmsync's lock protocols, run on the protocol code that ships.
+//!
+//! [`LoomWord`] implements [`shmsync::word::Word`] with a loom atomic and a modelled futex, so
+//! the model checker explores `shmsync::protocol::{mutex, rmutex, publish}` unchanged. A word
+//! can carry a [`Mutation`]: a deliberate fault that the models must catch (see `README.md`).
+//! [`harness`] runs the models and the child processes of the mutation checks.
+
+pub mod harness;
+
+use loom::sync::atomic::AtomicU32;
+use loom::sync::{Condvar, Mutex, MutexGuard};
+use shmsync::protocol::mutex::{TOKEN_MASK, WAITERS};
+use shmsync::word::{WaitOutcome, Word};
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::Ordering::{self, AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::time::Instant;
+
+/// A deliberate fault carried by one [`LoomWord`], to check that the models notice it.
+///
+/// Each mutation is caught by at least one model (the `caught_*` tests); `README.md` lists
+/// which.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mutation {
+    /// No fault: the word behaves as the production word.
+    #[default]
+    None,
+    /// Every ordering the protocol passes to the word becomes `Relaxed`.
+    RelaxedOrdering,
+    /// The release half of every ordering is dropped (`Release` → `Relaxed`, `AcqRel` and
+    /// `SeqCst` → `Acquire`): a publication store that does not publish.
+    RelaxedStores,
+    /// The acquire half of every ordering is dropped (`Acquire` → `Relaxed`, `AcqRel` and
+    /// `SeqCst` → `Release`): a reader that does not synchronise with the publisher.
+    RelaxedLoads,
+    /// `wake_one` and `wake_all` do nothing: a release that forgets to wake.
+    SkipWake,
+    /// An *acquiring* compare-exchange (its expected value has no holder, its new value has
+    /// one) that would set [`WAITERS`] stores the value without it: a re-acquire that drops
+    /// the waiters mark (the classic broken futex mutex that takes the lock with CAS(0→1)
+    /// after sleeping).
+    ///
+    /// Only acquiring exchanges are mutated: dropping the mark from the exchange that *sets*
+    /// it (`held → held | WAITERS`) too means no thread ever sleeps (its wait always finds the
+    /// unmarked value and returns at once), which turns the lock into a spin lock rather than
+    /// one that loses wake-ups; that is [`Mutation::DropEveryWaitersMark`].
+    DropWaitersMark,
+    /// Every compare-exchange or swap that would store [`WAITERS`] stores the value without
+    /// it. Nobody sleeps any more, so no wake-up is lost, but waiters busy-wait for as long as
+    /// the lock is held: loom reports that as a model exceeding its branch limit.
+    DropEveryWaitersMark,
+    /// A wait that times out first clears [`WAITERS`] (`fetch_and(!WAITERS)`): a timeout
+    /// path that forgets the other sleepers.
+    TimeoutClearsWaiters,
+    /// Every plain `store` to the word is dropped (e.g. an RLock whose count never changes).
+    DropStores,
+    /// A plain `store` of 0 is dropped (e.g. an RLock release that does not clear the owner).
+    DropZeroStores,
+}
+
+impl Mutation {
+    /// Every mutation, for listing and parsing.
+    pub const ALL: [Mutation; 10] = [
+        Mutation::None,
+        Mutation::RelaxedOrdering,
+        Mutation::RelaxedStores,
+        Mutation::RelaxedLoads,
+        Mutation::SkipWake,
+        Mutation::DropWaitersMark,
+        Mutation::DropEveryWaitersMark,
+        Mutation::TimeoutClearsWaiters,
+        Mutation::DropStores,
+        Mutation::DropZeroStores,
+    ];
+
+    /// The kebab-case name used in [`harness::MUTATION_ENV`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mutation::None => "none",
+            Mutation::RelaxedOrdering => "relaxed-ordering",
+            Mutation::RelaxedStores => "relaxed-stores",
+            Mutation::RelaxedLoads => "relaxed-loads",
+            Mutation::SkipWake => "skip-wake",
+            Mutation::DropWaitersMark => "drop-waiters-mark",
+            Mutation::DropEveryWaitersMark => "drop-every-waiters-mark",
+            Mutation::TimeoutClearsWaiters => "timeout-clears-waiters",
+            Mutation::DropStores => "drop-stores",
+            Mutation::DropZeroStores => "drop-zero-stores",
+        }
+    }
+
+    /// The ordering the word really uses when the protocol asks for `order`.
+    fn order(self, order: Ordering) -> Ordering {
+        match (self, order) {
+            (Mutation::RelaxedOrdering, _) => Relaxed,
+            (Mutation::RelaxedStores, Release) => Relaxed,
+            (Mutation::RelaxedStores, AcqRel | SeqCst) => Acquire,
+            (Mutation::RelaxedLoads, Acquire) => Relaxed,
+            (Mutation::RelaxedLoads, AcqRel | SeqCst) => Release,
+            (_, order) => order,
+        }
+    }
+
+    /// The failure ordering of a compare-exchange (never `Release` or `AcqRel`).
+    fn failure_order(self, order: Ordering) -> Ordering {
+        match (self, order) {
+            (Mutation::RelaxedOrdering | Mutation::RelaxedLoads, _) => Relaxed,
+            (Mutation::RelaxedStores, SeqCst) => Acquire,
+            (_, order) => order,
+        }
+    }
+}
+
+impl fmt::Display for Mutation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mutation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mutation::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Mutation::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown mutation {s:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+/// What the modelled futex of one word has done so far in the current execution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FutexStats {
+    /// Calls to `wait` that found the expected value and queued the caller.
+    pub sleeps: u32,
+    /// The most waiters ever queued on the word at once.
+    pub max_queued: u32,
+    /// Waits that returned [`WaitOutcome::TimedOut`].
+    pub timeouts: u32,
+    /// Timeouts that happened while another waiter was still queued on the word.
+    pub timeouts_with_others_queued: u32,
+    /// Waits that returned [`WaitOutcome::Woken`] without a wake call.
+    pub spurious: u32,
+    /// Waits that could have timed out or returned spuriously but were woken first.
+    pub woken_in_window: u32,
+    /// Calls to `wake_one` or `wake_all` (made, not skipped by [`Mutation::SkipWake`]).
+    pub wakes: u32,
+}
+
+/// The modelled kernel side of one futex word: its wait queue and the fault budgets.
+/// Guarded by the loom mutex that plays the futex hash-bucket lock.
+#[derive(Debug, Default)]
+struct FutexState {
+    /// Ticket numbers of queued, not yet woken, waiters, oldest first.
+    queue: VecDeque<u64>,
+    /// Tickets of waiters a wake call has dequeued but which have not returned yet.
+    woken: Vec<u64>,
+    next_ticket: u64,
+    /// Timeouts still allowed for this word in the current execution.
+    timeouts_left: u32,
+    /// Spurious returns still allowed for this word in the current execution.
+    spurious_left: u32,
+    /// Threads that have queued on this word (see [`LoomWord::has_slept`]).
+    sleepers: Vec<loom::thread::ThreadId>,
+    stats: FutexStats,
+}
+
+impl FutexState {
+    fn take_woken(&mut self, ticket: u64) -> bool {
+        match self.woken.iter().position(|&t| t == ticket) {
+            Some(i) => {
+                self.woken.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn dequeue(&mut self, ticket: u64) {
+        self.queue.retain(|&t| t != ticket);
+    }
+}
+
+/// A [`Word`] for loom: a loom `AtomicU32` plus a modelled futex.
+///
+/// # The modelled futex
+///
+/// A loom `Mutex` plays the kernel's futex hash-bucket lock and a loom `Condvar` the sleeping.
+/// `wait` takes the mutex, compares the value, and only then queues and sleeps; a wake takes
+/// the same mutex before it dequeues and notifies. So a wake that follows a change of the value
+/// cannot miss a waiter that saw the old value: exactly the guarantee the kernel gives, and
+/// nothing more (the value read under the mutex is `Relaxed`; only the mutex orders).
+///
+/// Waiters hold tickets in a FIFO queue. `wake_one` dequeues the oldest ticket, `wake_all`
+/// every ticket; both then `notify_all` the condvar and each sleeper checks whether its own
+/// ticket was woken (a condvar cannot address one thread, and a waiter that is about to time
+/// out must be able to leave the queue). Like the kernel, a waiter whose ticket was dequeued by
+/// a wake returns [`WaitOutcome::Woken`] even if it was about to time out: a wake is never
+/// consumed by a waiter that then reports a timeout.
+///
+/// # Timeouts and spurious wake-ups
+///
+/// loom has no time. A wait that may time out (the caller passed a deadline and the word's
+/// timeout budget is not spent) or return spuriously (the spurious budget is not spent)
+/// reserves one unit of budget, queues, releases the mutex, calls `loom::thread::yield_now()`,
+/// takes the mutex again and then returns [`WaitOutcome::Woken`] if a wake dequeued it
+/// meanwhile, or else leaves the queue and returns [`WaitOutcome::TimedOut`] (or a spurious
+/// `Woken`), spending the unit. The yield is a scheduling point: loom explores the wakes and
+/// other operations that may run inside the window, so both branches (woken before the
+/// "timer" fired, or not) are explored without a hand-made nondeterministic choice, which loom
+/// 0.7 does not offer. The budget (default: one timeout and no spurious return per word and
+/// execution, see [`LoomWord::timeouts`] and [`LoomWord::spurious`]) keeps the state space
+/// small and guarantees that retry loops end. A wait without remaining budget sleeps on the
+/// condvar until a wake dequeues it; if none ever comes, loom reports a deadlock.
+///
+/// The budget is reserved when the window opens, so with a budget of one only one waiter at a
+/// time can time out; a waiter that was woken in its window gives the unit back.
+pub struct LoomWord {
+    value: AtomicU32,
+    futex: Mutex<FutexState>,
+    sleepers: Condvar,
+    mutation: Mutation,
+}
+
+impl fmt::Debug for LoomWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoomWord")
+            .field("mutation", &self.mutation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoomWord {
+    /// A word holding `value`, with one timeout, no spurious wake-up and no mutation.
+    /// Create words inside the loom model closure (they are loom objects).
+    pub fn new(value: u32) -> LoomWord {
+        LoomWord {
+            value: AtomicU32::new(value),
+            futex: Mutex::new(FutexState {
+                timeouts_left: 1,
+                ..FutexState::default()
+            }),
+            sleepers: Condvar::new(),
+            mutation: Mutation::None,
+        }
+    }
+
+    /// Sets the number of timed waits on this word that may time out in one execution.
+    pub fn timeouts(mut self, budget: u32) -> LoomWord {
+        self.futex.get_mut().unwrap().timeouts_left = budget;
+        self
+    }
+
+    /// Sets the number of waits on this word that may return spuriously in one execution.
+    pub fn spurious(mut self, budget: u32) -> LoomWord {
+        self.futex.get_mut().unwrap().spurious_left = budget;
+        self
+    }
+
+    /// Makes this word carry `mutation`.
+    pub fn mutation(mut self, mutation: Mutation) -> LoomWord {
+        self.mutation = mutation;
+        self
+    }
+
+    /// What the modelled futex has done so far (takes the futex mutex).
+    pub fn stats(&self) -> FutexStats {
+        self.futex.lock().unwrap().stats
+    }
+
+    /// Whether the calling loom thread has ever queued (slept) on this word.
+    pub fn has_slept(&self) -> bool {
+        let me = loom::thread::current().id();
+        self.futex.lock().unwrap().sleepers.contains(&me)
+    }
+
+    /// Reads the value without any fault, `SeqCst` (for assertions after joins).
+    pub fn get(&self) -> u32 {
+        self.value.load(SeqCst)
+    }
+
+    fn wake(&self, all: bool) {
+        if self.mutation == Mutation::SkipWake {
+            return;
+        }
+        let mut st = self.futex.lock().unwrap();
+        st.stats.wakes += 1;
+        if all {
+            let queued: Vec<u64> = st.queue.drain(..).collect();
+            st.woken.extend(queued);
+        } else if let Some(t) = st.queue.pop_front() {
+            st.woken.push(t);
+        }
+        // Sleepers check their own ticket; notifying a condvar nobody waits on is harmless.
+        self.sleepers.notify_all();
+        drop(st);
+    }
+
+    /// The bounded "maybe it times out / returns spuriously" window (see the type docs).
+    fn wait_window<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, FutexState>,
+        ticket: u64,
+        timeout: bool,
+    ) -> WaitOutcome {
+        drop(st);
+        loom::thread::yield_now();
+        st = self.futex.lock().unwrap();
+        if st.take_woken(ticket) {
+            // A wake dequeued us first: the kernel reports success, so give the unit back.
+            st.stats.woken_in_window += 1;
+            if timeout {
+                st.timeouts_left += 1;
+            } else {
+                st.spurious_left += 1;
+            }
+            return WaitOutcome::Woken;
+        }
+        st.dequeue(ticket);
+        if !timeout {
+            st.stats.spurious += 1;
+            return WaitOutcome::Woken;
+        }
+        st.stats.timeouts += 1;
+        if !st.queue.is_empty() {
+            st.stats.timeouts_with_others_queued += 1;
+        }
+        if self.mutation == Mutation::TimeoutClearsWaiters {
+            self.value.fetch_and(!WAITERS, Relaxed);
+        }
+        WaitOutcome::TimedOut
+    }
+}
+
+impl Word for LoomWord {
+    /// One re-read before sleeping: enough to explore the spin path, small enough for loom.
+    const SPIN_LIMIT: u32 = 1;
+
+    fn load(&self, order: Ordering) -> u32 {
+        self.value.load(self.mutation.order(order))
+    }
+
+    fn store(&self, value: u32, order: Ordering) {
+        match self.mutation {
+            Mutation::DropStores => {}
+            Mutation::DropZeroStores if value == 0 => {}
+            m => self.value.store(value, m.order(order)),
+        }
+    }
+
+    fn swap(&self, value: u32, order: Ordering) -> u32 {
+        let value = match self.mutation {
+            Mutation::DropEveryWaitersMark => value & !WAITERS,
+            _ => value,
+        };
+        self.value.swap(value, self.mutation.order(order))
+    }
+
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        let acquiring = current & TOKEN_MASK == 0 && new & TOKEN_MASK != 0;
+        let new = match self.mutation {
+            Mutation::DropEveryWaitersMark => new & !WAITERS,
+            Mutation::DropWaitersMark if acquiring => new & !WAITERS,
+            _ => new,
+        };
+        self.value.compare_exchange(
+            current,
+            new,
+            self.mutation.order(success),
+            self.mutation.failure_order(failure),
+        )
+    }
+
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        self.value.fetch_add(value, self.mutation.order(order))
+    }
+
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+        self.value.fetch_sub(value, self.mutation.order(order))
+    }
+
+    fn fetch_or(&self, value: u32, order: Ordering) -> u32 {
+        self.value.fetch_or(value, self.mutation.order(order))
+    }
+
+    fn fetch_and(&self, value: u32, order: Ordering) -> u32 {
+        self.value.fetch_and(value, self.mutation.order(order))
+    }
+
+    fn wait(&self, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
+        let mut st = self.futex.lock().unwrap();
+        // The kernel compares under the bucket lock; Relaxed, so that only the lock (as in the
+        // kernel) and the protocol's own orderings create happens-before edges.
+        if self.value.load(Relaxed) != expected {
+            return WaitOutcome::ValueChanged;
+        }
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.queue.push_back(ticket);
+        st.stats.sleeps += 1;
+        st.stats.max_queued = st.stats.max_queued.max(st.queue.len() as u32);
+        let me = loom::thread::current().id();
+        if !st.sleepers.contains(&me) {
+            st.sleepers.push(me);
+        }
+
+        if deadline.is_some() && st.timeouts_left > 0 {
+            st.timeouts_left -= 1;
+            return self.wait_window(st, ticket, true);
+        }
+        if st.spurious_left > 0 {
+            st.spurious_left -= 1;
+            return self.wait_window(st, ticket, false);
+        }
+        loop {
+            st = self.sleepers.wait(st).unwrap();
+            if st.take_woken(ticket) {
+                return WaitOutcome::Woken;
+            }
+        }
+    }
+
+    fn wake_one(&self) {
+        self.wake(false);
+    }
+
+    fn wake_all(&self) {
+        self.wake(true);
+    }
+
+    fn spin_hint(&self) {
+        loom::thread::yield_now();
+    }
+}

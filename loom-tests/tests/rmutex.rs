@@ -1,0 +1,289 @@
+//! loom models of `shmsync::protocol::rmutex::RMutex`: re-entrant counts, release by a
+//! non-owner, and mutual exclusion across threads that re-enter.
+//!
+//! Each model has a `child_*` twin that runs it with the faults named in
+//! `SHMSYNC_LOOM_MUTATION` (words: `lock`, `owner`, `count`), and `caught_*` tests that run that
+//! twin in a child process with a mutation and assert that loom caught it.
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use shmsync::protocol::Block;
+use shmsync::protocol::mutex::UNLOCKED;
+use shmsync::protocol::rmutex::{RError, RMutex};
+use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
+use shmsync_loom_tests::{LoomWord, Mutation};
+
+/// Preemptions explored per execution.
+const PREEMPTIONS: usize = 3;
+
+/// The three words of an RLock and the data it protects.
+struct Shared {
+    lock: LoomWord,
+    owner: LoomWord,
+    count: LoomWord,
+    counter: UnsafeCell<u32>,
+}
+
+impl Shared {
+    fn new(faults: [Mutation; 3]) -> Arc<Shared> {
+        let [lock, owner, count] = faults;
+        Arc::new(Shared {
+            lock: LoomWord::new(UNLOCKED).mutation(lock),
+            owner: LoomWord::new(0).mutation(owner),
+            count: LoomWord::new(0).mutation(count),
+            counter: UnsafeCell::new(0),
+        })
+    }
+
+    fn rm(&self) -> RMutex<'_, LoomWord> {
+        RMutex {
+            lock: &self.lock,
+            owner: &self.owner,
+            count: &self.count,
+        }
+    }
+
+    /// The critical section of thread `me`, entered `depth` times.
+    fn critical(&self, me: u32, depth: u32) {
+        assert_eq!(self.rm().owner(), Some(me), "inside, the owner is not {me}");
+        assert_eq!(
+            self.rm().count(),
+            depth,
+            "inside, thread {me}'s count is wrong"
+        );
+        self.counter.with_mut(|p| {
+            // SAFETY: only the owner touches the counter; a violation of mutual exclusion is
+            // exactly what loom reports here as a causality violation instead.
+            unsafe { *p += 1 }
+        });
+    }
+
+    /// Thread `me` (also its token) enters, re-enters and leaves twice, `rounds` times,
+    /// touching the counter at both depths.
+    fn enter_twice(&self, me: u32, rounds: u32) {
+        let rm = self.rm();
+        for _ in 0..rounds {
+            assert_eq!(rm.acquire(me, me, Block::Forever), Ok(true), "enter");
+            assert_eq!(rm.acquire(me, me, Block::Forever), Ok(true), "re-enter");
+            self.critical(me, 2);
+            assert_eq!(rm.release(me), Ok(()), "first release of thread {me}");
+            self.critical(me, 1);
+            assert_eq!(rm.release(me), Ok(()), "last release of thread {me}");
+        }
+    }
+
+    /// The counter, read after every thread was joined.
+    fn total(&self) -> u32 {
+        self.counter.with(|p| {
+            // SAFETY: every thread that wrote it has been joined.
+            unsafe { *p }
+        })
+    }
+
+    /// Checks the words of an unowned RLock, after every thread was joined.
+    fn assert_unowned(&self) {
+        assert_eq!(self.lock.get(), UNLOCKED);
+        assert_eq!(self.owner.get(), 0);
+        assert_eq!(self.count.get(), 0);
+    }
+}
+
+fn faults_of(f: &Faults) -> [Mutation; 3] {
+    [f.on("lock"), f.on("owner"), f.on("count")]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-entrant counts
+
+/// Thread 1 enters twice and leaves twice while thread 2 waits to enter: after one release
+/// thread 1 still owns the lock (count 1); after the second, thread 2 gets it.
+fn reentrant(faults: &Faults) {
+    let f = faults_of(faults);
+    harness::check(PREEMPTIONS, move || {
+        let s = Shared::new(f);
+        let rm = s.rm();
+        assert_eq!(rm.acquire(1, 1, Block::Forever), Ok(true));
+        let t2 = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                assert_eq!(s.rm().acquire(2, 2, Block::Forever), Ok(true));
+                s.critical(2, 1);
+                assert_eq!(s.rm().release(2), Ok(()));
+            })
+        };
+        assert_eq!(rm.acquire(1, 1, Block::Forever), Ok(true));
+        s.critical(1, 2);
+        assert_eq!(rm.release(1), Ok(()), "first of two releases");
+        s.critical(1, 1);
+        assert_eq!(rm.release(1), Ok(()), "second of two releases");
+        t2.join().unwrap();
+        assert_eq!(s.total(), 3);
+        s.assert_unowned();
+    });
+}
+
+#[test]
+fn reentrant_2_threads() {
+    reentrant(&Faults::none());
+}
+
+#[test]
+fn child_reentrant_2_threads() {
+    if let Some(f) = Faults::from_env() {
+        reentrant(&f);
+    }
+}
+
+#[test]
+fn caught_count_stores_dropped_by_reentrant() {
+    expect_caught(
+        "child_reentrant_2_threads",
+        "count=drop-stores",
+        &["count is wrong"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Release by a non-owner
+
+/// Thread 1 owns the lock until thread 2 has tried to release it (`NotOwner`) and to enter it
+/// with `Block::Try` (`Ok(false)`); then thread 2 enters with `Block::Forever`. Once both have
+/// left, any release is `NotLocked`.
+fn not_owner(faults: &Faults) {
+    let f = faults_of(faults);
+    harness::check(PREEMPTIONS, move || {
+        let s = Shared::new(f);
+        let tried = Arc::new(Signal::new());
+        assert_eq!(s.rm().acquire(1, 1, Block::Forever), Ok(true));
+        let t2 = {
+            let (s, tried) = (s.clone(), tried.clone());
+            loom::thread::spawn(move || {
+                let rm = s.rm();
+                assert_eq!(
+                    rm.release(2),
+                    Err(RError::NotOwner),
+                    "release by a non-owner"
+                );
+                assert_eq!(
+                    rm.acquire(2, 2, Block::Try),
+                    Ok(false),
+                    "Try on an owned RLock"
+                );
+                tried.set();
+                assert_eq!(rm.acquire(2, 2, Block::Forever), Ok(true));
+                s.critical(2, 1);
+                assert_eq!(rm.release(2), Ok(()));
+            })
+        };
+        s.critical(1, 1);
+        tried.wait();
+        assert_eq!(s.rm().release(1), Ok(()), "release by the owner");
+        t2.join().unwrap();
+        assert_eq!(s.rm().release(1), Err(RError::NotLocked));
+        assert_eq!(s.rm().release(2), Err(RError::NotLocked));
+        assert_eq!(s.total(), 2);
+        s.assert_unowned();
+    });
+}
+
+#[test]
+fn not_owner_2_threads() {
+    not_owner(&Faults::none());
+}
+
+#[test]
+fn child_not_owner_2_threads() {
+    if let Some(f) = Faults::from_env() {
+        not_owner(&f);
+    }
+}
+
+#[test]
+fn caught_owner_stores_dropped_by_not_owner() {
+    expect_caught(
+        "child_not_owner_2_threads",
+        "owner=drop-stores",
+        &["the owner is not", "release by the owner"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutual exclusion with re-entry
+
+/// `threads` threads (ids and tokens 1, 2, 3) each enter, re-enter, leave twice, `rounds`
+/// times, touching the counter at both depths.
+fn exclusion(threads: u32, rounds: u32, faults: &Faults) {
+    let f = faults_of(faults);
+    harness::check(PREEMPTIONS, move || {
+        let s = Shared::new(f);
+        let handles: Vec<_> = (2..=threads)
+            .map(|me| {
+                let s = s.clone();
+                loom::thread::spawn(move || s.enter_twice(me, rounds))
+            })
+            .collect();
+        s.enter_twice(1, rounds);
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(s.total(), 2 * threads * rounds);
+        s.assert_unowned();
+    });
+}
+
+#[test]
+fn exclusion_3_threads_reentering() {
+    exclusion(3, 1, &Faults::none());
+}
+
+#[test]
+fn exclusion_2_threads_2_rounds() {
+    exclusion(2, 2, &Faults::none());
+}
+
+#[test]
+fn child_exclusion_3_threads_reentering() {
+    if let Some(f) = Faults::from_env() {
+        exclusion(3, 1, &f);
+    }
+}
+
+#[test]
+fn child_exclusion_2_threads_2_rounds() {
+    if let Some(f) = Faults::from_env() {
+        exclusion(2, 2, &f);
+    }
+}
+
+/// Without the lock's Acquire/Release, a new owner's Relaxed stores to `owner` and `count` may
+/// be ordered before the previous owner's clearing stores: loom finds the counter race, or an
+/// owner that no longer recognises itself and blocks on its own lock (a deadlock).
+#[test]
+fn caught_relaxed_lock_by_exclusion_3() {
+    expect_caught(
+        "child_exclusion_3_threads_reentering",
+        "lock=relaxed-ordering",
+        &[
+            "Causality violation",
+            "deadlock",
+            "count is wrong",
+            "release of thread",
+        ],
+    );
+}
+
+/// A release that leaves its identity in `owner` lets the same thread "re-enter" later without
+/// taking the mutex.
+#[test]
+fn caught_owner_not_cleared_by_exclusion_2x2() {
+    expect_caught(
+        "child_exclusion_2_threads_2_rounds",
+        "owner=drop-zero-stores",
+        &[
+            "Causality violation",
+            "the owner is not",
+            "count is wrong",
+            "release of thread",
+        ],
+    );
+}
