@@ -218,11 +218,14 @@ fn open_at(path: &Path) -> Result<Region> {
     Ok(Region { inner })
 }
 
-/// The regions this process has open by path, by (device, inode).
-static OPEN: std::sync::Mutex<Vec<((u64, u64), std::sync::Weak<Inner>)>> =
+/// A file's (device, inode).
+type FileId = (u64, u64);
+
+/// The regions this process has open by path.
+static OPEN: std::sync::Mutex<Vec<(FileId, std::sync::Weak<Inner>)>> =
     std::sync::Mutex::new(Vec::new());
 
-fn file_id(file: &File) -> io::Result<(u64, u64)> {
+fn file_id(file: &File) -> io::Result<FileId> {
     use std::os::unix::fs::MetadataExt;
     let m = file.metadata()?;
     Ok((m.dev(), m.ino()))
