@@ -115,13 +115,17 @@ pub enum Error {
         /// The slice's length.
         found: usize,
     },
+    /// Every slot of the region's process table is held by a live process.
+    ProcessTableFull {
+        /// The table's size.
+        slots: usize,
+    },
     /// A `try_lock` found the lock held (from [`TryLockError::WouldBlock`] via `?`).
     WouldBlock,
     /// A guard of another lock was passed where this object's own lock was needed.
     WrongLock,
     /// The previous holder of a lock died while holding it; the lock was taken over and the
-    /// data it protects may be inconsistent. (Reported once owner-death recovery is enabled;
-    /// see [`LockError::OwnerDied`].)
+    /// data it protects may be inconsistent (see [`LockError::OwnerDied`]).
     OwnerDied,
     /// A lock whose holder died was never marked consistent; it cannot be used any more.
     NotRecoverable,
@@ -211,6 +215,10 @@ impl fmt::Display for Error {
                 "slice of length {found} given for an array of length {expected}"
             ),
             Error::WouldBlock => write!(f, "the lock is held by someone else"),
+            Error::ProcessTableFull { slots } => write!(
+                f,
+                "the region's process table is full: {slots} live processes already use it"
+            ),
             Error::WrongLock => write!(f, "the guard belongs to another lock"),
             Error::OwnerDied => write!(f, "the previous holder of the lock died while holding it"),
             Error::NotRecoverable => write!(
@@ -239,11 +247,36 @@ impl std::error::Error for Error {
 
 /// Why a blocking `lock()` did not simply return a guard.
 ///
-/// This mirrors the EOWNERDEAD / ENOTRECOVERABLE model of POSIX robust mutexes. The current
-/// release has no owner-death detection yet, so `lock()` always succeeds; the type is part of
-/// the signature now so that enabling recovery will not change any caller's code.
+/// This is the EOWNERDEAD / ENOTRECOVERABLE model of POSIX robust mutexes, for every lock of
+/// shmsync. When a process dies holding a lock, the next acquirer to notice (waiters check
+/// every [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL)) takes the lock over and gets
+/// [`LockError::OwnerDied`] with the guard inside. The lock is *poisoned*: repair what it
+/// protects, then call `mark_consistent()` on the guard. If the guard is dropped without that,
+/// the lock becomes unrecoverable and every later acquire gets [`LockError::NotRecoverable`].
 ///
-/// `?` converts it into [`Error`] (dropping, and so releasing, the guard).
+/// `?` converts it into [`Error`], dropping the guard: after `OwnerDied` that makes the lock
+/// unrecoverable. Match on the error to recover instead.
+///
+/// # Examples
+///
+/// ```
+/// # let region = shmsync::Region::anonymous(1 << 16)?;
+/// # let jobs = region.value::<u64>("jobs", 0)?;
+/// use shmsync::LockError;
+///
+/// let mut guard = match jobs.lock() {
+///     Ok(guard) => guard,
+///     Err(LockError::OwnerDied(died)) => {
+///         let guard = died.into_guard();
+///         // A worker died mid-update: recompute the state from a trusted source here.
+///         guard.mark_consistent();
+///         guard
+///     }
+///     Err(e) => return Err(e.into()),
+/// };
+/// *guard += 1;
+/// # Ok::<(), shmsync::Error>(())
+/// ```
 pub enum LockError<G> {
     /// The lock was taken over from a holder that died; the guard is inside.
     OwnerDied(OwnerDied<G>),
@@ -269,6 +302,10 @@ pub struct OwnerDied<G> {
 }
 
 impl<G> OwnerDied<G> {
+    pub(crate) fn new(guard: G) -> Self {
+        OwnerDied { guard }
+    }
+
     /// The guard of the lock, now held by the caller.
     pub fn into_guard(self) -> G {
         self.guard

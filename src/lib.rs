@@ -20,6 +20,6 @@ pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
 pub use int::AtomicInt;
 pub use lock::{DataLock, Lock, LockGuard};
 pub use raw::{RawArray, RawValue};
-pub use region::{Kind, ObjectInfo, Region, RegionOptions};
+pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
 pub use value::{Array, ArrayGuard, Value, ValueGuard};

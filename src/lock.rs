@@ -1,7 +1,8 @@
 //! [`Lock`]: Python's `multiprocessing.Lock`, as one futex word in a region.
 
-use crate::error::{Error, LockError, Result, TryLockError};
-use crate::protocol::{Block, mutex};
+use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
+use crate::protocol::Block;
+use crate::protocol::mutex::{self, Outcome};
 use crate::region::{Inner, Kind, Region, Spec};
 use std::fmt;
 use std::ptr::NonNull;
@@ -9,15 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
-/// The holder token every lock is taken with in this release. (Owner-death recovery will
-/// replace it with a per-process token from the region's process table.)
-pub(crate) const TOKEN: u32 = 1;
-
 /// A lock word in a region, kept alive by a reference to the mapping. Shared by [`Lock`],
 /// [`DataLock`] and the locked [`Value`](crate::Value) and [`Array`](crate::Array).
 #[derive(Clone)]
 pub(crate) struct RawLock {
-    _region: Arc<Inner>,
+    region: Arc<Inner>,
     word: NonNull<AtomicU32>,
 }
 
@@ -31,10 +28,7 @@ impl RawLock {
     /// The lock word at `offset` of `region` (a validated, 4-aligned offset inside it).
     pub(crate) fn new(region: Arc<Inner>, offset: usize) -> RawLock {
         let word = NonNull::from(region.u32_at(offset));
-        RawLock {
-            _region: region,
-            word,
-        }
+        RawLock { region, word }
     }
 
     /// Writes an unlocked word at `ptr`, the start of a fresh object.
@@ -51,25 +45,53 @@ impl RawLock {
         unsafe { self.word.as_ref() }
     }
 
+    /// Acquires with this process's token; returns the outcome and the token.
     #[inline]
-    pub(crate) fn acquire(&self, block: Block) -> bool {
-        mutex::lock(self.word(), TOKEN, block)
+    pub(crate) fn acquire(&self, block: Block) -> (Outcome, u32) {
+        let token = self.region.token();
+        (mutex::lock(self.word(), token, block, &*self.region), token)
     }
 
+    /// Releases, whoever holds the lock (Python's `Lock.release()`).
     #[inline]
     pub(crate) fn release(&self) -> Result<()> {
-        mutex::unlock(self.word()).map_err(|mutex::NotLocked| Error::NotLocked)
+        mutex::unlock(self.word(), self.region.token()).map_err(|mutex::NotLocked| Error::NotLocked)
     }
 
-    pub(crate) fn is_locked(&self) -> bool {
-        mutex::is_locked(self.word().load(Relaxed))
+    /// Releases a hold taken with `token`, unless this is a forked child of the process that
+    /// took it: the child's copy of a guard must not free its parent's lock.
+    #[inline]
+    pub(crate) fn release_guard(&self, token: u32) {
+        if self.region.current_token() == Some(token) {
+            let _ = mutex::unlock(self.word(), token);
+        }
+    }
+
+    pub(crate) fn mark_consistent(&self) -> bool {
+        mutex::mark_consistent(self.word())
+    }
+
+    pub(crate) fn state(&self) -> u32 {
+        self.word().load(Relaxed)
+    }
+
+    /// The pid of the holder, if held by a registered process that still owns its slot.
+    pub(crate) fn holder(&self) -> Option<u32> {
+        match mutex::holder(self.state()) {
+            0 => None,
+            token => self.region.pid_of(token),
+        }
     }
 
     /// `lock()` for every handle: blocks, then wraps the guard the way every lock reports.
     #[inline]
-    pub(crate) fn lock_with<G>(&self, guard: impl FnOnce() -> G) -> Result<G, LockError<G>> {
-        self.acquire(Block::Forever);
-        Ok(guard())
+    pub(crate) fn lock_with<G>(&self, guard: impl FnOnce(u32) -> G) -> Result<G, LockError<G>> {
+        match self.acquire(Block::Forever) {
+            (Outcome::Acquired, token) => Ok(guard(token)),
+            (Outcome::OwnerDied, token) => Err(LockError::OwnerDied(OwnerDied::new(guard(token)))),
+            // A wait without a deadline never ends `Busy`.
+            (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
+        }
     }
 
     /// `try_lock()` / `try_lock_for()` for every handle.
@@ -77,15 +99,46 @@ impl RawLock {
     pub(crate) fn try_lock_with<G>(
         &self,
         block: Block,
-        guard: impl FnOnce() -> G,
+        guard: impl FnOnce(u32) -> G,
     ) -> Result<G, TryLockError<G>> {
-        if self.acquire(block) {
-            Ok(guard())
-        } else {
-            Err(TryLockError::WouldBlock)
+        match self.acquire(block) {
+            (Outcome::Acquired, token) => Ok(guard(token)),
+            (Outcome::OwnerDied, token) => {
+                Err(TryLockError::OwnerDied(OwnerDied::new(guard(token))))
+            }
+            (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
+            (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
         }
     }
 }
+
+/// The queries every lock handle answers, on its word.
+macro_rules! lock_queries {
+    () => {
+        /// Whether someone holds the lock (a snapshot).
+        pub fn is_locked(&self) -> bool {
+            crate::protocol::mutex::is_locked(self.raw().state())
+        }
+
+        /// Whether the lock is held by a thread that took it over from a holder that died and
+        /// has not yet called `mark_consistent` (a snapshot).
+        pub fn is_poisoned(&self) -> bool {
+            crate::protocol::mutex::is_poisoned(self.raw().state())
+        }
+
+        /// Whether the lock can never be acquired again: a holder died, and whoever took it over
+        /// released it without calling `mark_consistent`.
+        pub fn is_unrecoverable(&self) -> bool {
+            crate::protocol::mutex::is_not_recoverable(self.raw().state())
+        }
+
+        /// The process id of the holder, if the lock is held (a snapshot).
+        pub fn holder(&self) -> Option<u32> {
+            self.raw().holder()
+        }
+    };
+}
+pub(crate) use lock_queries;
 
 /// A non-recursive lock shared between processes: Python's `multiprocessing.Lock`.
 ///
@@ -131,8 +184,17 @@ impl Lock {
     /// With `timeout == None`, waits as long as it takes. Otherwise waits until the timeout
     /// has passed on the monotonic clock (spurious wake-ups and signals do not extend it).
     /// Returns whether the lock was acquired; release it with [`release`](Lock::release).
+    ///
+    /// If the previous holder died holding the lock, it is taken over and `true` is returned;
+    /// [`is_poisoned`](DataLock::is_poisoned) then says so until
+    /// [`mark_consistent`](Lock::mark_consistent). An unrecoverable lock returns `false` at
+    /// once ([`is_unrecoverable`](DataLock::is_unrecoverable)).
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.guarded.raw.acquire(Block::from_python(block, timeout))
+        self.guarded
+            .raw
+            .acquire(Block::from_python(block, timeout))
+            .0
+            .acquired()
     }
 
     /// Releases the lock. Any thread or process may release it, as in Python.
@@ -142,6 +204,22 @@ impl Lock {
     /// [`Error::NotLocked`] if the lock was not held (Python raises `ValueError`).
     pub fn release(&self) -> Result<()> {
         self.guarded.raw.release()
+    }
+
+    /// Declares the state protected by a lock taken over from a dead holder repaired, for
+    /// callers of [`acquire`](Lock::acquire) (guard holders use
+    /// [`LockGuard::mark_consistent`]). Releasing a poisoned lock without this makes it
+    /// unrecoverable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLocked`] if the lock is not held.
+    pub fn mark_consistent(&self) -> Result<()> {
+        if !self.is_locked() {
+            return Err(Error::NotLocked);
+        }
+        self.guarded.raw.mark_consistent();
+        Ok(())
     }
 }
 
@@ -196,13 +274,16 @@ impl DataLock {
         DataLock { raw }
     }
 
-    /// Acquires the lock, blocking as long as it takes.
+    /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
     ///
     /// # Errors
     ///
-    /// As [`Lock::lock`].
+    /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the lock is
+    /// taken over and the guard is inside; repair the protected state and call
+    /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
+    /// dropped. [`LockError::NotRecoverable`] if that already happened.
     pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.raw.lock_with(|| LockGuard { lock: &self.raw })
+        self.raw.lock_with(|token| LockGuard::new(&self.raw, token))
     }
 
     /// Tries once to acquire the lock.
@@ -212,7 +293,7 @@ impl DataLock {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
         self.raw
-            .try_lock_with(Block::Try, || LockGuard { lock: &self.raw })
+            .try_lock_with(Block::Try, |token| LockGuard::new(&self.raw, token))
     }
 
     /// Tries to acquire the lock until `timeout` has passed.
@@ -224,14 +305,16 @@ impl DataLock {
         &self,
         timeout: Duration,
     ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw
-            .try_lock_with(Block::after(timeout), || LockGuard { lock: &self.raw })
+        self.raw.try_lock_with(Block::after(timeout), |token| {
+            LockGuard::new(&self.raw, token)
+        })
     }
 
-    /// Whether someone holds the lock (a snapshot).
-    pub fn is_locked(&self) -> bool {
-        self.raw.is_locked()
+    fn raw(&self) -> &RawLock {
+        &self.raw
     }
+
+    lock_queries!();
 }
 
 impl fmt::Debug for DataLock {
@@ -243,12 +326,27 @@ impl fmt::Debug for DataLock {
 }
 
 /// Holds a [`Lock`] or a [`DataLock`]; releases it when dropped.
+///
+/// A copy of the guard in a child forked while it was held does not release the parent's lock
+/// when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a RawLock,
+    token: u32,
 }
 
-impl LockGuard<'_> {
+impl<'a> LockGuard<'a> {
+    fn new(lock: &'a RawLock, token: u32) -> Self {
+        LockGuard { lock, token }
+    }
+
+    /// Declares the state protected by a lock taken over from a dead holder repaired (see
+    /// [`LockError::OwnerDied`]). Without this, dropping the guard makes the lock
+    /// unrecoverable. Harmless on a lock that is not poisoned.
+    pub fn mark_consistent(&self) {
+        self.lock.mark_consistent();
+    }
+
     /// Whether this guard holds the word at `word` (used to check guards handed to
     /// `Value::get_mut`).
     pub(crate) fn holds(&self, word: NonNull<AtomicU32>) -> bool {
@@ -259,9 +357,9 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // Only a plain `Lock` can be released by a non-holder; if that happened the word is
-        // already free and there is nothing left for us to do.
-        let _ = self.lock.release();
+        // A plain `Lock` can be released by a non-holder; if that happened the word is already
+        // free and the release reports an error we have no use for.
+        self.lock.release_guard(self.token);
     }
 }
 
@@ -279,6 +377,7 @@ impl Region {
     /// [`Error::InvalidName`], [`Error::Mismatch`] if `name` holds another kind of object,
     /// [`Error::DirectoryFull`], [`Error::OutOfSpace`], or [`Error::Corrupt`].
     pub fn lock(&self, name: &str) -> Result<Lock> {
+        self.inner.ensure_registered()?;
         let offset = self.object(name, &Spec::plain(Kind::Lock), RawLock::init)?;
         Ok(Lock {
             guarded: DataLock::new(RawLock::new(self.inner.clone(), offset)),

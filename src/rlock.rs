@@ -1,9 +1,9 @@
 //! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
 
-use crate::error::{Error, LockError, Result, TryLockError};
-use crate::lock::TOKEN;
+use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
+use crate::protocol::Block;
+use crate::protocol::mutex::{self, Outcome};
 use crate::protocol::rmutex::{RError, RMutex};
-use crate::protocol::{Block, mutex};
 use crate::region::{Inner, Kind, Region, Spec};
 use crate::sys;
 use std::fmt;
@@ -43,11 +43,11 @@ const OWNER_PID: usize = 12;
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    _region: Arc<Inner>,
+    region: Arc<Inner>,
     base: NonNull<AtomicU32>,
 }
 
-// SAFETY: `base` points at four words inside the mapping that `_region` keeps alive; they are
+// SAFETY: `base` points at four words inside the mapping that `region` keeps alive; they are
 // only ever accessed atomically, from any thread.
 unsafe impl Send for RLock {}
 // SAFETY: as above.
@@ -66,7 +66,7 @@ impl RLock {
     fn at(&self, offset: usize) -> &AtomicU32 {
         // SAFETY: the object is at least 16 bytes (the directory checked its size), `base` is
         // 128-byte aligned, so `base + offset` for offset ≤ 12 is an aligned word inside it,
-        // and `_region` keeps the mapping alive.
+        // and `region` keeps the mapping alive.
         unsafe { &*self.base.as_ptr().byte_add(offset) }
     }
 
@@ -78,27 +78,29 @@ impl RLock {
         }
     }
 
-    fn enter(&self, block: Block) -> bool {
+    /// Enters as the calling thread; returns the outcome and the token used.
+    fn enter(&self, block: Block) -> (Outcome, u32) {
         let (pid, tid) = sys::ids();
-        match self.words().acquire(tid, TOKEN, block) {
-            Ok(true) => {
-                if self.words().count() == 1 {
+        let token = self.region.token();
+        match self.words().acquire(tid, token, block, &*self.region) {
+            Ok(outcome) => {
+                if outcome.acquired() && self.words().count() == 1 {
                     self.at(OWNER_PID).store(pid, Relaxed);
                 }
-                true
+                (outcome, token)
             }
-            Ok(false) => false,
             Err(_) => panic!("RLock acquired more than u32::MAX times by one thread"),
         }
     }
 
-    fn exit(&self) -> Result<()> {
+    /// Leaves once as the calling thread of the process with `token`.
+    fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
         let words = self.words();
         if words.owner() == Some(tid) && words.count() == 1 {
             self.at(OWNER_PID).store(0, Relaxed);
         }
-        words.release(tid).map_err(|e| match e {
+        words.release(tid, token).map_err(|e| match e {
             RError::NotOwner => Error::NotOwner,
             RError::NotLocked | RError::CountOverflow => Error::NotLocked,
         })
@@ -110,8 +112,11 @@ impl RLock {
     /// # Panics
     ///
     /// If this thread already holds the lock `u32::MAX` times.
+    ///
+    /// A lock taken over from a dead owner returns `true` and stays poisoned until
+    /// [`mark_consistent`](RLock::mark_consistent); an unrecoverable lock returns `false`.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.enter(Block::from_python(block, timeout))
+        self.enter(Block::from_python(block, timeout)).0.acquired()
     }
 
     /// Releases the lock once; the last release by the owner frees it.
@@ -121,7 +126,26 @@ impl RLock {
     /// [`Error::NotOwner`] if another thread owns it, [`Error::NotLocked`] if nobody does
     /// (Python raises `RuntimeError` / `AssertionError`).
     pub fn release(&self) -> Result<()> {
-        self.exit()
+        self.exit(self.region.token())
+    }
+
+    /// Declares the state protected by an RLock taken over from a dead owner repaired (for
+    /// callers of [`acquire`](RLock::acquire); guard holders use
+    /// [`RLockGuard::mark_consistent`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOwner`] / [`Error::NotLocked`] unless the calling thread owns the lock.
+    pub fn mark_consistent(&self) -> Result<()> {
+        if !self.is_owned_by_current_thread() {
+            return Err(if self.is_locked() {
+                Error::NotOwner
+            } else {
+                Error::NotLocked
+            });
+        }
+        mutex::mark_consistent(self.at(LOCK));
+        Ok(())
     }
 
     /// Acquires the lock, blocking as long as it takes; the guard releases it once when
@@ -129,14 +153,21 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// The error cases belong to owner-death recovery; the current release never returns them.
+    /// [`LockError::OwnerDied`] if the previous owner died holding the lock (see there);
+    /// [`LockError::NotRecoverable`] if such a lock was released without being marked
+    /// consistent.
     ///
     /// # Panics
     ///
     /// As [`acquire`](RLock::acquire).
     pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        self.enter(Block::Forever);
-        Ok(RLockGuard::new(self))
+        match self.enter(Block::Forever) {
+            (Outcome::Acquired, token) => Ok(RLockGuard::new(self, token)),
+            (Outcome::OwnerDied, token) => Err(LockError::OwnerDied(OwnerDied::new(
+                RLockGuard::new(self, token),
+            ))),
+            (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
+        }
     }
 
     /// Tries once to acquire the lock.
@@ -161,16 +192,29 @@ impl RLock {
     }
 
     fn try_with(&self, block: Block) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
-        if self.enter(block) {
-            Ok(RLockGuard::new(self))
-        } else {
-            Err(TryLockError::WouldBlock)
+        match self.enter(block) {
+            (Outcome::Acquired, token) => Ok(RLockGuard::new(self, token)),
+            (Outcome::OwnerDied, token) => Err(TryLockError::OwnerDied(OwnerDied::new(
+                RLockGuard::new(self, token),
+            ))),
+            (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
+            (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
         }
     }
 
     /// Whether some thread owns the lock (a snapshot, right from any process).
     pub fn is_locked(&self) -> bool {
         mutex::is_locked(self.at(LOCK).load(Relaxed))
+    }
+
+    /// Whether the lock was taken over from an owner that died and not yet marked consistent.
+    pub fn is_poisoned(&self) -> bool {
+        mutex::is_poisoned(self.at(LOCK).load(Relaxed))
+    }
+
+    /// Whether the lock can never be acquired again (see [`LockError::NotRecoverable`]).
+    pub fn is_unrecoverable(&self) -> bool {
+        mutex::is_not_recoverable(self.at(LOCK).load(Relaxed))
     }
 
     /// The owning process and thread, if any (a snapshot, right from any process).
@@ -185,6 +229,7 @@ impl RLock {
     /// Whether the calling thread owns the lock.
     pub fn is_owned_by_current_thread(&self) -> bool {
         self.words().owner() == Some(sys::ids().1)
+            && self.region.current_token() == Some(mutex::holder(self.at(LOCK).load(Relaxed)))
     }
 
     /// How many times the owner has acquired the lock (0 when unowned; a snapshot).
@@ -207,15 +252,23 @@ impl fmt::Debug for RLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
+    token: u32,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> RLockGuard<'a> {
-    fn new(lock: &'a RLock) -> Self {
+    fn new(lock: &'a RLock, token: u32) -> Self {
         RLockGuard {
             lock,
+            token,
             _not_send: PhantomData,
         }
+    }
+
+    /// Declares the state protected by an RLock taken over from a dead owner repaired (see
+    /// [`LockError::OwnerDied`]); without it, the last release makes the lock unrecoverable.
+    pub fn mark_consistent(&self) {
+        mutex::mark_consistent(self.lock.at(LOCK));
     }
 }
 
@@ -224,7 +277,11 @@ unsafe impl Sync for RLockGuard<'_> {}
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.lock.exit();
+        // In a child forked while the guard was held, the token is no longer ours: the
+        // parent's hold is not the child's to release.
+        if self.lock.region.current_token() == Some(self.token) {
+            let _ = self.lock.exit(self.token);
+        }
     }
 }
 
@@ -241,6 +298,7 @@ impl Region {
     ///
     /// As [`Region::lock`].
     pub fn rlock(&self, name: &str) -> Result<RLock> {
+        self.inner.ensure_registered()?;
         let offset = self.object(name, &Spec::plain(Kind::RLock), |ptr| {
             for i in 0..4 {
                 // SAFETY: a fresh, 128-byte-aligned object of at least 16 bytes inside the
@@ -250,7 +308,7 @@ impl Region {
         })?;
         let base = NonNull::from(self.inner.u32_at(offset));
         Ok(RLock {
-            _region: self.inner.clone(),
+            region: self.inner.clone(),
             base,
         })
     }

@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
@@ -65,6 +65,7 @@ static ATFORK: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Relaxed);
+    close_inherited_leases();
 }
 
 thread_local! {
@@ -76,11 +77,7 @@ thread_local! {
 /// asks, and again after a fork.
 #[inline]
 pub(crate) fn ids() -> (u32, u32) {
-    ATFORK.call_once(|| {
-        // SAFETY: `after_fork_in_child` is async-signal-safe (one atomic add) and lives for the
-        // whole program, as pthread_atfork requires of its handlers.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-    });
+    install_fork_handler();
     let generation = FORK_GENERATION.load(Relaxed);
     IDS.with(|ids| {
         let (g, pid, tid) = ids.get();
@@ -190,4 +187,128 @@ pub(crate) fn map(file: &File, len: usize) -> io::Result<MmapRaw> {
 /// Removes the file at `path` (the region stays alive for whoever has it mapped).
 pub(crate) fn unlink(path: &Path) -> io::Result<()> {
     rustix::fs::unlink(path).map_err(io::Error::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Liveness leases: open-file-description byte locks
+
+/// Where lease bytes start: far beyond any region's end, so leases never overlap data. Byte
+/// locks may lie past the end of a file.
+const LEASE_BASE: i64 = 1 << 40;
+
+/// The fork generation: bumped in every child right after `fork`.
+#[inline]
+pub(crate) fn fork_generation() -> u32 {
+    FORK_GENERATION.load(Relaxed)
+}
+
+/// Makes sure forked children are told (and close inherited lease descriptors).
+pub(crate) fn install_fork_handler() {
+    ATFORK.call_once(|| {
+        // SAFETY: `after_fork_in_child` only performs async-signal-safe work (atomic operations
+        // and close(2)) and lives for the whole program, as pthread_atfork requires.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// Lease descriptors of this process, packed as `fork generation << 32 | fd`, so a forked child
+/// can close every one it inherited: an inherited descriptor shares the parent's open file
+/// description, and with it the parent's lease, which would otherwise outlive the parent.
+static LEASE_FDS: [AtomicU64; 1024] = [const { AtomicU64::new(EMPTY_FD) }; 1024];
+const EMPTY_FD: u64 = u64::MAX;
+
+fn close_inherited_leases() {
+    for entry in &LEASE_FDS {
+        let v = entry.swap(EMPTY_FD, Relaxed);
+        if v != EMPTY_FD {
+            // SAFETY: the descriptor was registered by `Lease::open` in the parent and is owned
+            // by the registry; after the swap nobody else will close it.
+            unsafe { libc::close(v as u32 as i32) };
+        }
+    }
+}
+
+/// A descriptor of its own open file description on a region file, holding at most one lease
+/// byte lock. The kernel drops the lock when the last reference to the description goes, which
+/// for a descriptor nobody else has is when the process exits, however it dies.
+pub(crate) struct Lease {
+    fd: i32,
+    index: usize,
+    generation: u32,
+}
+
+impl Lease {
+    /// Opens a new open file description of `file` (through `/proc/self/fd`, which works for
+    /// memfds too) and registers it so forked children close their copy.
+    pub(crate) fn open(file: &File) -> io::Result<Lease> {
+        install_fork_handler();
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let fd = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        let generation = fork_generation();
+        let packed = (u64::from(generation) << 32) | u64::from(fd.as_raw_fd() as u32);
+        let index = LEASE_FDS
+            .iter()
+            .position(|e| {
+                e.compare_exchange(EMPTY_FD, packed, Relaxed, Relaxed)
+                    .is_ok()
+            })
+            .ok_or_else(|| io::Error::other("more than 1024 regions in use by this process"))?;
+        Ok(Lease {
+            fd: std::os::fd::IntoRawFd::into_raw_fd(fd),
+            index,
+            generation,
+        })
+    }
+
+    /// Tries to take the lease byte of `slot` (a write lock, never blocking). `Ok(false)`:
+    /// another open file description holds it.
+    pub(crate) fn try_take(&self, slot: u32) -> io::Result<bool> {
+        let mut lock = lease_flock(slot, libc::F_WRLCK);
+        // SAFETY: `self.fd` is an open descriptor owned by this value and `lock` a valid flock.
+        let r = unsafe { libc::fcntl(self.fd, libc::F_OFD_SETLK, &mut lock) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+            _ => Err(e),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let packed = (u64::from(self.generation) << 32) | u64::from(self.fd as u32);
+        // In a forked child the registry entry was emptied (and the descriptor closed) at fork
+        // time; the number may since belong to another file, so only close what we still own.
+        if LEASE_FDS[self.index]
+            .compare_exchange(packed, EMPTY_FD, Relaxed, Relaxed)
+            .is_ok()
+        {
+            // SAFETY: the registry entry proved the descriptor is still ours.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+fn lease_flock(slot: u32, kind: i32) -> libc::flock {
+    // SAFETY: `flock` is plain data; all-zero is a valid value that we then fill in.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = LEASE_BASE + i64::from(slot);
+    lock.l_len = 1;
+    lock
+}
+
+/// Whether some open file description other than `file`'s holds the lease byte of `slot`.
+pub(crate) fn lease_held(file: &File, slot: u32) -> io::Result<bool> {
+    let mut lock = lease_flock(slot, libc::F_WRLCK);
+    // SAFETY: `file` is open and `lock` a valid flock the kernel fills in.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, LockError, Result, TryLockError};
 use crate::int::AtomicInt;
-use crate::lock::{DataLock, LockGuard, RawLock};
+use crate::lock::{DataLock, LockGuard, RawLock, lock_queries};
 use crate::protocol::Block;
 use crate::region::{Kind, Region, Spec};
 use bytemuck::Pod;
@@ -67,9 +67,12 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     ///
-    /// The error cases belong to owner-death recovery; the current release never returns them.
+    /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the guard is
+    /// inside; repair the value and call [`ValueGuard::mark_consistent`], or the lock becomes
+    /// unrecoverable when the guard is dropped. [`LockError::NotRecoverable`] after that.
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.lock.lock_with(|| ValueGuard { value: self })
+        self.lock
+            .lock_with(|token| ValueGuard { value: self, token })
     }
 
     /// Tries once to acquire the value's lock.
@@ -79,7 +82,7 @@ impl<T: Pod> Value<T> {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::Try, || ValueGuard { value: self })
+            .try_lock_with(Block::Try, |token| ValueGuard { value: self, token })
     }
 
     /// Tries to acquire the value's lock until `timeout` has passed.
@@ -92,25 +95,42 @@ impl<T: Pod> Value<T> {
         timeout: Duration,
     ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::after(timeout), || ValueGuard { value: self })
+            .try_lock_with(Block::after(timeout), |token| ValueGuard {
+                value: self,
+                token,
+            })
     }
 
     /// Reads the value under its lock.
     ///
     /// # Errors
     ///
-    /// As [`lock`](Value::lock).
+    /// [`Error::OwnerDied`] if the previous holder died holding the lock: the value may be
+    /// half-updated, and since this call cannot repair it, the lock is left unrecoverable. Use
+    /// [`lock`](Value::lock) to recover instead. [`Error::NotRecoverable`] after that.
     pub fn load(&self) -> Result<T> {
         Ok(*self.lock()?)
     }
 
     /// Writes the value under its lock.
     ///
+    /// A store replaces the whole value, so it also repairs a value whose previous holder died:
+    /// the lock is then marked consistent and the store succeeds.
+    ///
     /// # Errors
     ///
-    /// As [`lock`](Value::lock).
+    /// [`Error::NotRecoverable`] if the lock is unrecoverable.
     pub fn store(&self, value: T) -> Result<()> {
-        *self.lock()? = value;
+        let mut guard = match self.lock() {
+            Ok(guard) => guard,
+            Err(LockError::OwnerDied(died)) => {
+                let guard = died.into_guard();
+                guard.mark_consistent();
+                guard
+            }
+            Err(LockError::NotRecoverable) => return Err(Error::NotRecoverable),
+        };
+        *guard = value;
         Ok(())
     }
 
@@ -139,10 +159,11 @@ impl<T: Pod> Value<T> {
         Ok(unsafe { &mut *self.data.as_ptr() })
     }
 
-    /// Whether someone holds the value's lock (a snapshot).
-    pub fn is_locked(&self) -> bool {
-        self.lock.is_locked()
+    fn raw(&self) -> &RawLock {
+        &self.lock
     }
+
+    lock_queries!();
 }
 
 impl<T: Pod + AtomicInt> Value<T> {
@@ -210,6 +231,15 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod> {
     value: &'a Value<T>,
+    token: u32,
+}
+
+impl<T: Pod> ValueGuard<'_, T> {
+    /// Declares the value repaired after the lock was taken over from a holder that died (see
+    /// [`LockError::OwnerDied`]); without it, dropping the guard makes the lock unrecoverable.
+    pub fn mark_consistent(&self) {
+        self.value.lock.mark_consistent();
+    }
 }
 
 impl<T: Pod> Deref for ValueGuard<'_, T> {
@@ -232,7 +262,7 @@ impl<T: Pod> DerefMut for ValueGuard<'_, T> {
 impl<T: Pod> Drop for ValueGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        let _ = self.value.lock.release();
+        self.value.lock.release_guard(self.token);
     }
 }
 
@@ -294,9 +324,10 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     ///
-    /// The error cases belong to owner-death recovery; the current release never returns them.
+    /// As [`Value::lock`], with [`ArrayGuard::mark_consistent`].
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.lock.lock_with(|| ArrayGuard { array: self })
+        self.lock
+            .lock_with(|token| ArrayGuard { array: self, token })
     }
 
     /// Tries once to acquire the array's lock.
@@ -306,7 +337,7 @@ impl<T: Pod> Array<T> {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::Try, || ArrayGuard { array: self })
+            .try_lock_with(Block::Try, |token| ArrayGuard { array: self, token })
     }
 
     /// Tries to acquire the array's lock until `timeout` has passed.
@@ -319,7 +350,10 @@ impl<T: Pod> Array<T> {
         timeout: Duration,
     ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::after(timeout), || ArrayGuard { array: self })
+            .try_lock_with(Block::after(timeout), |token| ArrayGuard {
+                array: self,
+                token,
+            })
     }
 
     /// Element `index`, read under the lock.
@@ -387,10 +421,11 @@ impl<T: Pod> Array<T> {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) })
     }
 
-    /// Whether someone holds the array's lock (a snapshot).
-    pub fn is_locked(&self) -> bool {
-        self.lock.is_locked()
+    fn raw(&self) -> &RawLock {
+        &self.lock
     }
+
+    lock_queries!();
 
     fn check(&self, index: usize) -> Result<()> {
         if index < self.len {
@@ -417,6 +452,16 @@ impl<T: Pod> fmt::Debug for Array<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: Pod> {
     array: &'a Array<T>,
+    token: u32,
+}
+
+impl<T: Pod> ArrayGuard<'_, T> {
+    /// Declares the elements repaired after the lock was taken over from a holder that died
+    /// (see [`LockError::OwnerDied`]); without it, dropping the guard makes the lock
+    /// unrecoverable.
+    pub fn mark_consistent(&self) {
+        self.array.lock.mark_consistent();
+    }
 }
 
 impl<T: Pod> Deref for ArrayGuard<'_, T> {
@@ -438,7 +483,7 @@ impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
 impl<T: Pod> Drop for ArrayGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        let _ = self.array.lock.release();
+        self.array.lock.release_guard(self.token);
     }
 }
 
@@ -457,6 +502,7 @@ impl Region {
     /// [`Error::Mismatch`] if `name` holds another kind of object or another element type;
     /// otherwise as [`Region::lock`].
     pub fn value<T: Pod>(&self, name: &str, init: T) -> Result<Value<T>> {
+        self.inner.ensure_registered()?;
         let spec = Spec::of::<T>(Kind::Value, 1);
         let data_offset = spec.data_offset();
         let offset = self.object(name, &spec, |ptr| {
@@ -480,6 +526,7 @@ impl Region {
     /// [`Error::Mismatch`] if `name` holds another kind of object, element type or length;
     /// [`Error::OutOfSpace`] if the array does not fit; otherwise as [`Region::lock`].
     pub fn array<T: Pod>(&self, name: &str, init: &[T]) -> Result<Array<T>> {
+        self.inner.ensure_registered()?;
         let spec = Spec::of::<T>(Kind::Array, init.len());
         let data_offset = spec.data_offset();
         let offset = self.object(name, &spec, |ptr| {

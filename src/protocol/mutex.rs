@@ -1,47 +1,66 @@
-//! The lock word: a futex mutex that carries its holder's token.
+//! The lock word: a futex mutex that carries its holder's token, and recovers from a holder
+//! that died.
 //!
 //! # The word
 //!
 //! ```text
-//!  31        30..29      28 ........................ 0
-//! +---------+-----------+-------------------------------+
-//! | WAITERS | reserved  |  holder token (0 = unlocked)   |
-//! +---------+-----------+-------------------------------+
+//!  31        30         29               28 ..................... 0
+//! +---------+----------+----------------+---------------------------+
+//! | WAITERS | POISONED | NOT_RECOVERABLE |  holder token (0 = free)  |
+//! +---------+----------+----------------+---------------------------+
 //! ```
 //!
-//! - The low 29 bits ([`TOKEN_MASK`]) hold the holder's token; zero means unlocked. The token is
-//!   chosen by the caller and must be non-zero and fit in the mask ([`Lock`](crate::Lock) passes a
-//!   constant today; owner-death recovery will pass a process-table token).
-//! - [`WAITERS`] means "a thread may be sleeping on this word": the releaser must wake one.
-//! - Bits 29 and 30 are reserved (zero) for owner-death state.
+//! - The low 29 bits ([`TOKEN_MASK`]) hold the holder's token, non-zero while held. The region
+//!   hands each process a token naming its process-table slot and generation, so a waiter can
+//!   ask whether the holder is still alive ([`Owners::is_alive`]).
+//! - [`WAITERS`]: a thread may be sleeping on the word; the releaser must wake one.
+//! - [`POISONED`]: the lock was taken over from a holder that died, and the new holder has not
+//!   yet called [`mark_consistent`]. Releasing a poisoned lock makes it unrecoverable.
+//! - [`NOT_RECOVERABLE`]: a poisoned lock was released without being marked consistent. Every
+//!   later acquire fails with [`Outcome::NotRecoverable`]. Never combined with a token.
 //!
-//! | word            | meaning                                                          |
-//! |-----------------|------------------------------------------------------------------|
-//! | `0`             | unlocked                                                          |
-//! | `t`             | held by `t`, nobody asleep                                        |
-//! | `t \| WAITERS`  | held by `t`, some thread may sleep; release must wake             |
-//! | `WAITERS`       | never written by this protocol; treated as unlocked with sleepers |
+//! | word                          | meaning                                                   |
+//! |-------------------------------|-----------------------------------------------------------|
+//! | `0`                           | free                                                      |
+//! | `t`                           | held by `t`, nobody asleep                                |
+//! | `t \| WAITERS`                | held by `t`, someone may sleep: release wakes one         |
+//! | `t \| POISONED [\| WAITERS]`  | held by `t`, which took it over from a dead holder        |
+//! | `NOT_RECOVERABLE`             | unusable for good                                         |
+//! | anything else                 | never written by this protocol (another process's damage);|
+//! |                               | handled as the bits say, never undefined behaviour        |
 //!
 //! # Protocol
 //!
-//! Acquire is one compare-exchange `0 → token` (Acquire ordering) on the fast path. When that
-//! fails the caller spins for [`Word::SPIN_LIMIT`] reads while the holder has no sleepers, then
-//! sets [`WAITERS`] and sleeps on the word. A thread that has entered the slow path always takes
-//! the lock *with* [`WAITERS`] set, because it cannot know whether other sleepers remain (the
-//! classic 3-state futex mutex). A timed acquire that gives up leaves [`WAITERS`] set: at worst
-//! the next release makes one needless wake call, and no remaining sleeper is ever forgotten.
+//! Acquire is one compare-exchange `0 → token` (Acquire) on the fast path. On failure the caller
+//! spins for [`Word::SPIN_LIMIT`] reads while the holder has no sleepers, then sets [`WAITERS`]
+//! and sleeps on the word. A thread that has slept always takes the lock *with* [`WAITERS`]
+//! set, since it cannot know whether other sleepers remain (the 3-state futex mutex). Sleeps are
+//! bounded slices ([`Owners::slice_end`]); when a slice ends the waiter asks whether the holder
+//! is alive, and if not, takes the lock over with one compare-exchange from the exact word it
+//! saw to `token | POISONED` (keeping [`WAITERS`]): of all the waiters that noticed, exactly
+//! one wins and is told [`Outcome::OwnerDied`].
 //!
-//! Release is one `swap(0)` (Release ordering); if the old word had [`WAITERS`], one sleeper is
-//! woken.
+//! A timed acquire that gives up leaves [`WAITERS`] set: at worst the next release makes one
+//! needless wake call, and no remaining sleeper is ever forgotten.
+//!
+//! Release is one compare-exchange `token → 0` (Release) when the releaser is the holder and
+//! nobody sleeps. Otherwise (sleepers, poison, or a release by another thread or process, which
+//! a plain lock allows) a compare-exchange loop frees the word — or, if it is poisoned, makes it
+//! [`NOT_RECOVERABLE`] — and wakes one sleeper (all of them for `NOT_RECOVERABLE`).
 
 use super::Block;
 use crate::word::{WaitOutcome, Word};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Instant;
 
-/// The unlocked word.
+/// The free word.
 pub const UNLOCKED: u32 = 0;
 /// Set while some thread may be sleeping on the word.
 pub const WAITERS: u32 = 1 << 31;
+/// Set while the lock is held by a thread that took it over from a dead holder.
+pub const POISONED: u32 = 1 << 30;
+/// The word of a lock that can never be acquired again.
+pub const NOT_RECOVERABLE: u32 = 1 << 29;
 /// The bits that hold the holder's token.
 pub const TOKEN_MASK: u32 = (1 << 29) - 1;
 
@@ -51,7 +70,7 @@ pub const fn is_locked(state: u32) -> bool {
     state & TOKEN_MASK != 0
 }
 
-/// The holder's token in `state` (0 when unlocked).
+/// The holder's token in `state` (0 when free).
 #[inline]
 pub const fn holder(state: u32) -> u32 {
     state & TOKEN_MASK
@@ -63,64 +82,125 @@ pub const fn has_waiters(state: u32) -> bool {
     state & WAITERS != 0
 }
 
+/// Whether `state` is held by a thread that took it over from a dead holder and has not
+/// marked it consistent.
+#[inline]
+pub const fn is_poisoned(state: u32) -> bool {
+    state & POISONED != 0
+}
+
+/// Whether `state` is a lock that can never be acquired again.
+#[inline]
+pub const fn is_not_recoverable(state: u32) -> bool {
+    state & NOT_RECOVERABLE != 0
+}
+
+/// What the protocol needs to know about holders and time, supplied by the region in
+/// production and by the model in `loom-tests`.
+pub trait Owners {
+    /// Whether the holder with `token` may still be alive: `false` only if it certainly died.
+    fn is_alive(&self, token: u32) -> bool;
+    /// The end of the next sleep: the caller's `deadline`, or sooner, so that a waiter regularly
+    /// wakes to check on the holder.
+    fn slice_end(&self, deadline: Option<Instant>) -> Option<Instant>;
+    /// Whether the caller's own `deadline` has passed (`None`: never).
+    fn expired(&self, deadline: Option<Instant>) -> bool;
+}
+
+/// How an acquire ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The lock is ours.
+    Acquired,
+    /// The lock is ours, taken over from a holder that died; it is poisoned until
+    /// [`mark_consistent`].
+    OwnerDied,
+    /// The lock can never be acquired again.
+    NotRecoverable,
+    /// Not acquired: held by a live holder until the deadline (or at the single try).
+    Busy,
+}
+
+impl Outcome {
+    /// Whether the caller now holds the lock.
+    pub fn acquired(self) -> bool {
+        matches!(self, Outcome::Acquired | Outcome::OwnerDied)
+    }
+}
+
 /// Releasing a lock word that was not locked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotLocked;
 
-/// Tries once to take the lock for `token`; never blocks.
+/// Takes the lock for `token` (non-zero, within [`TOKEN_MASK`]), blocking as `block` allows.
 ///
-/// Acquire ordering on success: everything the previous holder wrote before its release
-/// (Release) is visible to us.
+/// Acquire ordering on success: everything the previous holder wrote before its release is
+/// visible to us.
 #[inline]
-pub fn try_lock<W: Word>(word: &W, token: u32) -> bool {
+pub fn lock<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners: &O) -> Outcome {
     debug_assert!(
         token != 0 && token & !TOKEN_MASK == 0,
         "bad token {token:#x}"
     );
-    word.compare_exchange(UNLOCKED, token, Acquire, Relaxed)
+    if word
+        .compare_exchange(UNLOCKED, token, Acquire, Relaxed)
         .is_ok()
-}
-
-/// Takes the lock for `token`, blocking as `block` allows. Returns whether it was taken.
-#[inline]
-pub fn lock<W: Word>(word: &W, token: u32, block: Block) -> bool {
-    if try_lock(word, token) {
-        return true;
+    {
+        return Outcome::Acquired;
     }
-    match block {
-        Block::Try => false,
-        Block::Until(_) | Block::Forever => lock_contended(word, token, block),
-    }
+    lock_contended(word, token, block, owners)
 }
 
 #[cold]
-fn lock_contended<W: Word>(word: &W, token: u32, block: Block) -> bool {
+fn lock_contended<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners: &O) -> Outcome {
     let deadline = block.deadline();
-    let mut state = spin(word);
-
-    // Nobody was asleep when we looked: try to take it without the mark.
-    if state == UNLOCKED {
-        match word.compare_exchange(UNLOCKED, token, Acquire, Relaxed) {
-            Ok(_) => return true,
-            Err(s) => state = s,
-        }
-    }
-
+    let single_try = block == Block::Try;
+    let mut state = if single_try {
+        word.load(Relaxed)
+    } else {
+        spin(word)
+    };
+    // A single try asks about the holder at once; sleepers ask whenever a slice ends.
+    let mut check_holder = single_try;
+    let mut out_of_time = single_try;
+    let mut slept = false;
     loop {
+        if is_not_recoverable(state) {
+            return Outcome::NotRecoverable;
+        }
         if !is_locked(state) {
-            // From here on we take the lock marked: other sleepers may still be queued, and
+            // After sleeping we take the lock marked: other sleepers may still be queued and
             // only the mark makes our release wake them.
-            match word.compare_exchange(state, token | WAITERS, Acquire, Relaxed) {
-                Ok(_) => return true,
+            let new = token | if slept { WAITERS } else { state & WAITERS };
+            match word.compare_exchange(state, new, Acquire, Relaxed) {
+                Ok(_) => return Outcome::Acquired,
                 Err(s) => {
                     state = s;
                     continue;
                 }
             }
         }
+        if check_holder {
+            check_holder = false;
+            if !owners.is_alive(holder(state)) {
+                // From the exact word we judged: if anyone changed it (another waiter took it
+                // over first, or the holder was a live one after all) the CAS fails.
+                let new = token | POISONED | (state & WAITERS);
+                match word.compare_exchange(state, new, Acquire, Relaxed) {
+                    Ok(_) => return Outcome::OwnerDied,
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+        }
+        if out_of_time {
+            return Outcome::Busy;
+        }
         if !has_waiters(state) {
-            // Relaxed is enough: the mark publishes no data, and the futex wait below re-checks
-            // the word atomically with respect to the releaser's wake.
+            // Relaxed: the mark publishes no data, and the futex wait below re-checks the word
+            // atomically with respect to the releaser's wake.
             match word.compare_exchange(state, state | WAITERS, Relaxed, Relaxed) {
                 Ok(_) => state |= WAITERS,
                 Err(s) => {
@@ -129,10 +209,13 @@ fn lock_contended<W: Word>(word: &W, token: u32, block: Block) -> bool {
                 }
             }
         }
-        if word.wait(state, deadline) == WaitOutcome::TimedOut {
-            // Leave WAITERS set: others may still sleep, and the next release must wake them.
-            return false;
+        if word.wait(state, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+            // A slice (or the whole wait) ended: look at the holder once more before sleeping
+            // again or giving up. WAITERS stays set: others may still sleep.
+            check_holder = true;
+            out_of_time = owners.expired(deadline);
         }
+        slept = true;
         state = spin(word);
     }
 }
@@ -153,19 +236,51 @@ fn spin<W: Word>(word: &W) -> u32 {
     }
 }
 
-/// Releases the lock (any thread or process may). Wakes one sleeper if the word says there may
-/// be one. Returns [`NotLocked`] if the word was not locked.
+/// Releases the lock. `token` is the caller's own token: the fast path is for a holder with no
+/// sleepers; any thread or process may release (slow path). Wakes one sleeper if there may be
+/// one. A poisoned lock becomes [`NOT_RECOVERABLE`] and every sleeper is woken to hear so.
 ///
 /// Release ordering: our writes under the lock become visible to the next acquirer.
 #[inline]
-pub fn unlock<W: Word>(word: &W) -> Result<(), NotLocked> {
-    let prev = word.swap(UNLOCKED, Release);
-    if has_waiters(prev) {
-        word.wake_one();
+pub fn unlock<W: Word>(word: &W, token: u32) -> Result<(), NotLocked> {
+    if word
+        .compare_exchange(token, UNLOCKED, Release, Relaxed)
+        .is_ok()
+    {
+        return Ok(());
     }
-    if is_locked(prev) {
-        Ok(())
-    } else {
-        Err(NotLocked)
+    unlock_contended(word)
+}
+
+#[cold]
+fn unlock_contended<W: Word>(word: &W) -> Result<(), NotLocked> {
+    let mut state = word.load(Relaxed);
+    loop {
+        if !is_locked(state) {
+            return Err(NotLocked);
+        }
+        let new = if is_poisoned(state) {
+            NOT_RECOVERABLE
+        } else {
+            UNLOCKED
+        };
+        match word.compare_exchange(state, new, Release, Relaxed) {
+            Ok(_) => {
+                if new == NOT_RECOVERABLE {
+                    word.wake_all();
+                } else if has_waiters(state) {
+                    word.wake_one();
+                }
+                return Ok(());
+            }
+            Err(s) => state = s,
+        }
     }
+}
+
+/// Clears the poison of a lock the caller holds (after repairing what it protects). Returns
+/// whether it was poisoned.
+pub fn mark_consistent<W: Word>(word: &W) -> bool {
+    // Relaxed: only the holder changes POISONED, and its release orders the repair.
+    is_poisoned(word.fetch_and(!POISONED, Relaxed))
 }

@@ -5,6 +5,9 @@
 //! - `lock`: a [`mutex`](super::mutex) word; held while the RLock is owned.
 //! - `owner`: the owning thread's identity (a Linux thread id, unique among the live threads of
 //!   the machine's pid namespace); 0 when unowned. Written only by the thread holding `lock`.
+//!   A thread owns the lock when `owner` is its id *and* `lock` holds its process's token: a
+//!   dead owner's thread id may be reused by a thread of another process, which must not pass
+//!   for the owner.
 //! - `count`: how many times the owner has entered; 0 when unowned. Written only by the owner.
 //!
 //! # Orderings
@@ -15,7 +18,8 @@
 //! really owns the lock. Another thread that reads a stale value sees someone else's identity or
 //! 0, never its own, and goes on to the mutex, whose Acquire/Release orders everything else.
 
-use super::{Block, mutex};
+use super::Block;
+use super::mutex::{self, Outcome, Owners};
 use crate::word::Word;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -42,29 +46,42 @@ pub enum RError {
 }
 
 impl<W: Word> RMutex<'_, W> {
-    /// Enters the lock as thread `me` (non-zero), taking the mutex with `token` if `me` does not
-    /// own it yet. Returns `Ok(false)` if `block` ran out first.
-    pub fn acquire(&self, me: u32, token: u32, block: Block) -> Result<bool, RError> {
+    /// Whether thread `me` of the process with `token` owns the lock.
+    fn owned_by(&self, me: u32, token: u32) -> bool {
+        self.owner.load(Relaxed) == me && mutex::holder(self.lock.load(Relaxed)) == token
+    }
+
+    /// Enters the lock as thread `me` (non-zero) of the process with `token`, taking the mutex
+    /// if `me` does not own it yet. A taken-over lock ([`Outcome::OwnerDied`]) starts a fresh
+    /// count of 1 for the new owner.
+    pub fn acquire<O: Owners>(
+        &self,
+        me: u32,
+        token: u32,
+        block: Block,
+        owners: &O,
+    ) -> Result<Outcome, RError> {
         debug_assert!(me != 0, "thread identity 0 means unowned");
-        if self.owner.load(Relaxed) == me {
+        if self.owned_by(me, token) {
             let count = self.count.load(Relaxed);
             if count == u32::MAX {
                 return Err(RError::CountOverflow);
             }
             self.count.store(count + 1, Relaxed);
-            return Ok(true);
+            return Ok(Outcome::Acquired);
         }
-        if !mutex::lock(self.lock, token, block) {
-            return Ok(false);
+        let outcome = mutex::lock(self.lock, token, block, owners);
+        if outcome.acquired() {
+            self.owner.store(me, Relaxed);
+            self.count.store(1, Relaxed);
         }
-        self.owner.store(me, Relaxed);
-        self.count.store(1, Relaxed);
-        Ok(true)
+        Ok(outcome)
     }
 
-    /// Leaves the lock once as thread `me`; the last exit releases the mutex.
-    pub fn release(&self, me: u32) -> Result<(), RError> {
-        if self.owner.load(Relaxed) != me {
+    /// Leaves the lock once as thread `me` of the process with `token`; the last exit releases
+    /// the mutex.
+    pub fn release(&self, me: u32, token: u32) -> Result<(), RError> {
+        if !self.owned_by(me, token) {
             return Err(if mutex::is_locked(self.lock.load(Relaxed)) {
                 RError::NotOwner
             } else {
@@ -80,7 +97,7 @@ impl<W: Word> RMutex<'_, W> {
         self.owner.store(0, Relaxed);
         // We own the mutex, so it is locked; a failure here means another process scribbled on
         // the word, which we report as "not locked" rather than ignore.
-        mutex::unlock(self.lock).map_err(|mutex::NotLocked| RError::NotLocked)
+        mutex::unlock(self.lock, token).map_err(|mutex::NotLocked| RError::NotLocked)
     }
 
     /// The owner's identity, if the lock is owned (a snapshot).

@@ -10,7 +10,8 @@
 use super::layout::{self, ENTRY_SIZE, HEADER_SIZE, NAME_MAX, PAD, TYPE_NAME_MAX, entry, header};
 use super::{Inner, Region};
 use crate::error::{Error, Result};
-use crate::protocol::{Block, mutex, publish};
+use crate::protocol::mutex::{self, Outcome};
+use crate::protocol::{Block, publish};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What sort of object a directory entry holds.
@@ -386,9 +387,21 @@ impl Inner {
         }
 
         let lock = self.u32_at(header::ALLOC_LOCK);
-        mutex::lock(lock, ALLOC_TOKEN, Block::Forever);
+        let token = self.token();
+        match mutex::lock(lock, token, Block::Forever, self) {
+            Outcome::Acquired => {}
+            // An inserter died mid-way. Insertion is crash-safe (space and count are claimed
+            // before the entry is published, and an unpublished entry is simply absent), so
+            // the state is consistent as it stands.
+            Outcome::OwnerDied => {
+                mutex::mark_consistent(lock);
+            }
+            Outcome::NotRecoverable | Outcome::Busy => {
+                return Err(self.corrupt("the allocation lock is unusable".into()));
+            }
+        }
         let result = self.insert_locked(name, hash, spec, bytes, init);
-        let _ = mutex::unlock(lock);
+        let _ = mutex::unlock(lock, token);
         result
     }
 
@@ -455,11 +468,14 @@ impl Inner {
         self.u64_at(at + entry::BYTES).store(bytes as u64, Relaxed);
         self.write_bytes(at + entry::NAME, NAME_MAX, name.as_bytes());
         self.write_bytes(at + entry::TYPE_NAME, TYPE_NAME_MAX, type_name.as_bytes());
+        // Claim the space and the count before publishing: an inserter that dies before the
+        // publication leaves an absent entry and some unused space, never an entry whose
+        // memory the next object would be given too.
+        self.u64_at(header::CURSOR).store(end as u64, Relaxed);
+        self.u64_at(header::COUNT).store(count + 1, Relaxed);
         // Release: the object's initial contents and the fields above are visible to whoever
         // reads the state with Acquire.
         publish::publish(self.u32_at(at + entry::STATE), layout::ENTRY_READY);
-        self.u64_at(header::CURSOR).store(end as u64, Relaxed);
-        self.u64_at(header::COUNT).store(count + 1, Relaxed);
         Ok(start)
     }
 
@@ -484,9 +500,6 @@ impl Inner {
         Ok(out)
     }
 }
-
-/// The token the allocation lock is taken with.
-const ALLOC_TOKEN: u32 = 1;
 
 impl Region {
     /// Finds or creates the object `name`; returns its offset in the mapping.

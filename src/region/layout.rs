@@ -24,6 +24,8 @@
 //! | 56     | heap_offset      | u64  | first byte of object space, a multiple of PAD      |
 //! | 64     | cursor           | u64  | first free byte of object space                   |
 //! | 72     | count            | u64  | objects in the directory                          |
+//! | 80     | procs_offset     | u64  | the process table, right after the directory      |
+//! | 88     | procs            | u64  | process-table slots, always [`PROC_SLOTS`]         |
 //! | 128    | alloc lock       | u32  | a mutex word serialising insertions (own line)     |
 //!
 //! # Directory entry (ENTRY_SIZE = 256 bytes)
@@ -43,6 +45,17 @@
 //! | 56     | bytes      | u64: bytes reserved for the object |
 //! | 64     | name       | [u8; 128] |
 //! | 192    | type_name  | [u8; 64] |
+//!
+//! # Process table (PROC_SLOTS × 8 bytes)
+//!
+//! | offset | field      | type |
+//! |--------|------------|------|
+//! | 0      | generation | u32: bumped by each process that claims the slot; 0 = never used |
+//! | 4      | pid        | u32: the claiming process |
+//!
+//! A process claims a slot by taking an open-file-description write lock on byte
+//! `2^40 + slot` of the region file (its *lease*, which the kernel drops when the process dies),
+//! then bumping the generation. Its lock token is `generation << 10 | slot`.
 
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
@@ -104,7 +117,21 @@ pub mod header {
     pub const HEAP_OFFSET: usize = 56;
     pub const CURSOR: usize = 64;
     pub const COUNT: usize = 72;
+    pub const PROCS_OFFSET: usize = 80;
+    pub const PROCS: usize = 88;
     pub const ALLOC_LOCK: usize = 128;
+}
+
+/// Slots in the process table: at most this many processes use one region at a time.
+pub const PROC_SLOTS: usize = 1 << SLOT_BITS;
+/// Bytes per process-table slot.
+pub const PROC_ENTRY: usize = 8;
+/// Bits of a lock token that name the process-table slot.
+pub const SLOT_BITS: u32 = 10;
+
+pub mod proc {
+    pub const GENERATION: usize = 0;
+    pub const PID: usize = 4;
 }
 
 pub mod entry {
@@ -139,9 +166,14 @@ pub fn slots_for(capacity: usize) -> Option<usize> {
     capacity.checked_mul(2)?.checked_next_power_of_two()
 }
 
+/// Where the process table starts for a directory of `slots`.
+pub fn procs_offset(slots: usize) -> Option<usize> {
+    slots.checked_mul(ENTRY_SIZE)?.checked_add(HEADER_SIZE)
+}
+
 /// Where object space starts for a directory of `slots`.
 pub fn heap_offset(slots: usize) -> Option<usize> {
-    let end = slots.checked_mul(ENTRY_SIZE)?.checked_add(HEADER_SIZE)?;
+    let end = procs_offset(slots)?.checked_add(PROC_SLOTS * PROC_ENTRY)?;
     round_up(end, PAD)
 }
 
@@ -182,7 +214,10 @@ mod tests {
         assert_eq!(slots_for(16), Some(32));
         assert_eq!(slots_for(17), Some(64));
         assert_eq!(slots_for(usize::MAX), None);
-        assert_eq!(heap_offset(32), Some(HEADER_SIZE + 32 * ENTRY_SIZE));
+        assert_eq!(
+            heap_offset(32),
+            Some(HEADER_SIZE + 32 * ENTRY_SIZE + PROC_SLOTS * PROC_ENTRY)
+        );
         assert_eq!(heap_offset(usize::MAX / 2), None);
         assert_eq!(round_up(129, 128), Some(256));
         assert_eq!(round_up(usize::MAX, 128), None);

@@ -3,6 +3,7 @@
 
 mod directory;
 pub(crate) mod layout;
+mod procs;
 
 use crate::error::{Error, Result};
 use crate::protocol::publish;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub(crate) use directory::Spec;
 pub use directory::{Kind, ObjectInfo};
+pub use procs::DEATH_CHECK_INTERVAL;
 
 /// A shared memory region holding named synchronization objects.
 ///
@@ -55,7 +57,12 @@ pub(crate) struct Inner {
     size: usize,
     slots: usize,
     capacity: usize,
+    procs_offset: usize,
     heap_offset: usize,
+    /// This process's registration as `fork generation << 32 | token` (0: none yet); the
+    /// lock-free fast path of [`Inner::token`].
+    me: AtomicU64,
+    registration: std::sync::Mutex<Option<procs::Registration>>,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -172,9 +179,14 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
         .map_err(|e| unlink_tmp(Error::io("set the length of", Some(path), e)))?;
     let inner = Inner::map_new(file, Some(path.to_path_buf()), geometry).map_err(unlink_tmp)?;
     match sys::link_into_place(&inner._file, tmp.as_deref(), path) {
-        Ok(()) => Ok(Region {
-            inner: Arc::new(inner),
-        }),
+        Ok(()) => {
+            let inner = Arc::new(inner);
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(id) = file_id(&inner._file) {
+                open.push((id, Arc::downgrade(&inner)));
+            }
+            Ok(Region { inner })
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             Err(Error::AlreadyExists(path.to_path_buf()))
         }
@@ -187,11 +199,36 @@ fn open_at(path: &Path) -> Result<Region> {
         io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
         _ => Error::io("open", Some(path), e),
     })?;
+    let id = file_id(&file).map_err(|e| Error::io("stat", Some(path), e))?;
+    // One mapping (and one process registration) per file per process: opening a file this
+    // process already has open returns the same region, so a thread that re-enters an RLock
+    // through a second `Region` of the same file is still recognised as its owner.
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    open.retain(|(_, weak)| weak.strong_count() > 0);
+    if let Some(inner) = open
+        .iter()
+        .find(|(i, _)| *i == id)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(Region { inner });
+    }
     let len = sys::file_len(&file).map_err(|e| Error::io("stat", Some(path), e))?;
-    let inner = Inner::map_existing(file, path.to_path_buf(), len)?;
-    Ok(Region {
-        inner: Arc::new(inner),
-    })
+    let inner = Arc::new(Inner::map_existing(file, path.to_path_buf(), len)?);
+    open.push((id, Arc::downgrade(&inner)));
+    Ok(Region { inner })
+}
+
+/// A file's (device, inode).
+type FileId = (u64, u64);
+
+/// The regions this process has open by path.
+static OPEN: std::sync::Mutex<Vec<(FileId, std::sync::Weak<Inner>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn file_id(file: &File) -> io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
 }
 
 impl Region {
@@ -302,6 +339,7 @@ struct Geometry {
     size: usize,
     slots: usize,
     capacity: usize,
+    procs_offset: usize,
     heap_offset: usize,
 }
 
@@ -332,25 +370,33 @@ impl Geometry {
             size,
             slots,
             capacity,
+            procs_offset: layout::procs_offset(slots).expect("smaller than heap_offset"),
             heap_offset,
         })
     }
 }
 
 impl Inner {
+    fn new(map: MmapRaw, file: File, path: Option<PathBuf>, g: Geometry) -> Inner {
+        Inner {
+            map,
+            _file: file,
+            path,
+            size: g.size,
+            slots: g.slots,
+            capacity: g.capacity,
+            procs_offset: g.procs_offset,
+            heap_offset: g.heap_offset,
+            me: AtomicU64::new(0),
+            registration: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Maps a new, zero-filled file of `geometry.size` bytes and writes its header.
     fn map_new(file: File, path: Option<PathBuf>, geometry: Geometry) -> Result<Inner> {
         let map =
             sys::map(&file, geometry.size).map_err(|e| Error::io("map", path.as_deref(), e))?;
-        let inner = Inner {
-            map,
-            _file: file,
-            path,
-            size: geometry.size,
-            slots: geometry.slots,
-            capacity: geometry.capacity,
-            heap_offset: geometry.heap_offset,
-        };
+        let inner = Inner::new(map, file, path, geometry);
         inner.write_header();
         Ok(inner)
     }
@@ -373,6 +419,10 @@ impl Inner {
         self.u64_at(header::CURSOR)
             .store(self.heap_offset as u64, Relaxed);
         self.u64_at(header::COUNT).store(0, Relaxed);
+        self.u64_at(header::PROCS_OFFSET)
+            .store(self.procs_offset as u64, Relaxed);
+        self.u64_at(header::PROCS)
+            .store(layout::PROC_SLOTS as u64, Relaxed);
         self.u32_at(header::ALLOC_LOCK).store(0, Relaxed);
         publish::publish(self.u32_at(header::STATE), layout::READY);
     }
@@ -397,15 +447,14 @@ impl Inner {
             .filter(|&s| s <= isize::MAX as usize)
             .ok_or_else(|| corrupt(format!("{len} bytes is too large to map")))?;
         let map = sys::map(&file, size).map_err(|e| Error::io("map", path.as_deref(), e))?;
-        let mut inner = Inner {
-            map,
-            _file: file,
-            path: path.clone(),
+        let unknown = Geometry {
             size,
             slots: 0,
             capacity: 0,
+            procs_offset: size,
             heap_offset: size,
         };
+        let mut inner = Inner::new(map, file, path.clone(), unknown);
 
         let magic = inner.u64_at(header::MAGIC).load(Relaxed).to_ne_bytes();
         if magic != layout::MAGIC {
@@ -462,8 +511,18 @@ impl Inner {
                 "object space starts at {heap}, expected {expected_heap}"
             )));
         }
+        let procs = inner.u64_at(header::PROCS).load(Relaxed);
+        let procs_offset = inner.u64_at(header::PROCS_OFFSET).load(Relaxed);
+        let expected_procs = layout::procs_offset(slots as usize).unwrap_or(usize::MAX);
+        if procs != layout::PROC_SLOTS as u64 || procs_offset != expected_procs as u64 {
+            return Err(corrupt(format!(
+                "process table of {procs} slots at {procs_offset}, expected {} at {expected_procs}",
+                layout::PROC_SLOTS
+            )));
+        }
         inner.slots = slots as usize;
         inner.capacity = capacity as usize;
+        inner.procs_offset = expected_procs;
         inner.heap_offset = expected_heap;
         Ok(inner)
     }

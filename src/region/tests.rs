@@ -27,7 +27,7 @@ fn new_header_is_complete_and_valid() {
     assert_eq!(i.u64_at(header::DIR_SLOTS).load(Relaxed), 32);
     assert_eq!(i.u64_at(header::CAPACITY).load(Relaxed), 16);
     let heap = i.u64_at(header::HEAP_OFFSET).load(Relaxed) as usize;
-    assert_eq!(heap, HEADER_SIZE + 32 * ENTRY_SIZE);
+    assert_eq!(heap, layout::heap_offset(32).unwrap());
     assert_eq!(heap % PAD, 0);
     assert_eq!(i.u64_at(header::CURSOR).load(Relaxed) as usize, heap);
     assert_eq!(r.free_bytes(), 64 * 1024 - heap);
@@ -38,7 +38,7 @@ fn geometry_rejects_unusable_sizes() {
     for (size, capacity) in [
         (0, None),
         (1000, None),
-        (HEADER_SIZE + 32 * ENTRY_SIZE, Some(16)),
+        (layout::heap_offset(32).unwrap(), Some(16)),
     ] {
         assert!(
             matches!(
@@ -61,7 +61,7 @@ fn geometry_rejects_unusable_sizes() {
         Err(Error::InvalidSize { .. })
     ));
     // The smallest usable region: header, directory and one padding unit of objects.
-    let least = HEADER_SIZE + 32 * ENTRY_SIZE + PAD;
+    let least = layout::heap_offset(32).unwrap() + PAD;
     assert!(Geometry::for_new(least, Some(16)).is_ok());
 }
 

@@ -1,0 +1,163 @@
+//! The process table: who may hold a lock, and whether they are still alive.
+//!
+//! Each process that takes a lock in a region first registers: it claims a slot of the table by
+//! taking that slot's *lease* — an open-file-description byte lock on the region file, which the
+//! kernel releases the moment the process dies, however it dies — and bumps the slot's
+//! generation. Its lock token is `generation << SLOT_BITS | slot`. A waiter decides a holder is
+//! dead when the slot's generation moved on (the slot was reclaimed) or nobody holds the lease.
+//! pids are never trusted for this (they are reused, and zombies look alive).
+
+use super::Inner;
+use super::layout::{PROC_ENTRY, PROC_SLOTS, SLOT_BITS, proc};
+use crate::error::{Error, Result};
+use crate::protocol::mutex::{Owners, TOKEN_MASK};
+use crate::sys::{self, Lease};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
+
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// The token of a process that could not register: generation 0, which no slot ever has once
+/// claimed, so it is never mistaken for a registered process (nor declared dead).
+pub(crate) const UNREGISTERED: u32 = 1;
+const GENERATION_MASK: u32 = TOKEN_MASK >> SLOT_BITS;
+
+/// This process's registration in one region.
+pub(crate) struct Registration {
+    /// Holds the lease; dropping it (or dying) releases the slot.
+    _lease: Lease,
+}
+
+/// The slot and generation a token names.
+fn split(token: u32) -> (usize, u32) {
+    (
+        (token & SLOT_MASK) as usize,
+        (token & TOKEN_MASK) >> SLOT_BITS,
+    )
+}
+
+impl Inner {
+    fn proc_word(&self, slot: usize, field: usize) -> &std::sync::atomic::AtomicU32 {
+        self.u32_at(self.procs_offset + slot * PROC_ENTRY + field)
+    }
+
+    /// This process's lock token for the region, registering on first use and again in a
+    /// forked child (which must not pass for its parent). The fast path is two relaxed loads.
+    ///
+    /// If registration fails (see [`Inner::register`]), the process locks with
+    /// [`UNREGISTERED`]: locking still works, but a death of this process while holding a lock
+    /// cannot be detected. Handle creation registers first and reports such errors.
+    #[inline]
+    pub(crate) fn token(&self) -> u32 {
+        let me = self.me.load(Relaxed);
+        if me != 0 && (me >> 32) as u32 == sys::fork_generation() {
+            return me as u32;
+        }
+        self.register().unwrap_or(UNREGISTERED)
+    }
+
+    /// Registers this process (if it is not yet), reporting failure.
+    pub(crate) fn ensure_registered(&self) -> Result<()> {
+        self.register().map(drop)
+    }
+
+    /// The token if this process is registered (in this fork generation).
+    pub(crate) fn current_token(&self) -> Option<u32> {
+        let me = self.me.load(Relaxed);
+        (me != 0 && (me >> 32) as u32 == sys::fork_generation()).then_some(me as u32)
+    }
+
+    #[cold]
+    fn register(&self) -> Result<u32> {
+        let mut registration = self.registration.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = sys::fork_generation();
+        let me = self.me.load(Relaxed);
+        if me != 0 && (me >> 32) as u32 == generation && me as u32 != UNREGISTERED {
+            return Ok(me as u32);
+        }
+        let result = self.claim_slot(&mut registration);
+        let token = *result.as_ref().unwrap_or(&UNREGISTERED);
+        self.me
+            .store((u64::from(generation) << 32) | u64::from(token), Relaxed);
+        result
+    }
+
+    fn claim_slot(&self, registration: &mut Option<Registration>) -> Result<u32> {
+        let path = self.path.as_deref();
+        let lease = Lease::open(&self._file).map_err(|e| Error::io("open a lease on", path, e))?;
+        let (pid, _) = sys::ids();
+        let start = pid as usize % PROC_SLOTS;
+        let mut claimed = None;
+        for i in 0..PROC_SLOTS {
+            let slot = (start + i) % PROC_SLOTS;
+            if lease
+                .try_take(slot as u32)
+                .map_err(|e| Error::io("take a lease on", path, e))?
+            {
+                claimed = Some(slot);
+                break;
+            }
+        }
+        let slot = claimed.ok_or(Error::ProcessTableFull { slots: PROC_SLOTS })?;
+        // The lease is ours: nobody else writes this slot until we die.
+        let old = self.proc_word(slot, proc::GENERATION).load(Relaxed);
+        let next = match (old.wrapping_add(1)) & GENERATION_MASK {
+            0 => 1,
+            g => g,
+        };
+        self.proc_word(slot, proc::PID).store(pid, Relaxed);
+        // Release: a reader that sees the new generation sees the pid too.
+        self.proc_word(slot, proc::GENERATION).store(next, Release);
+        let token = (next << SLOT_BITS) | slot as u32;
+        // In a forked child this drops the parent's registration, whose lease descriptor the
+        // fork handler already closed.
+        *registration = Some(Registration { _lease: lease });
+        Ok(token)
+    }
+
+    /// Whether the process that took a lock with `token` may still be alive. `false` only when
+    /// it is certainly gone: its slot was reclaimed, or its lease is no longer held.
+    pub(crate) fn is_alive(&self, token: u32) -> bool {
+        if Some(token) == self.current_token() {
+            return true;
+        }
+        let (slot, generation) = split(token);
+        if generation == 0 {
+            // UNREGISTERED, or a token no registration ever hands out: nothing to check.
+            return true;
+        }
+        if self.proc_word(slot, proc::GENERATION).load(Acquire) != generation {
+            return false;
+        }
+        // If the kernel cannot tell us, assume alive: a wrong "dead" would break mutual
+        // exclusion, a wrong "alive" only delays recovery.
+        sys::lease_held(&self._file, slot as u32).unwrap_or(true)
+    }
+
+    /// The pid of the process that registered `token`, if its slot still belongs to it.
+    pub(crate) fn pid_of(&self, token: u32) -> Option<u32> {
+        let (slot, generation) = split(token);
+        if generation == 0 || self.proc_word(slot, proc::GENERATION).load(Acquire) != generation {
+            return None;
+        }
+        Some(self.proc_word(slot, proc::PID).load(Relaxed))
+    }
+}
+
+/// How long a waiter sleeps before it checks whether the holder is still alive: a holder's
+/// death is noticed within about this long.
+pub const DEATH_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+impl Owners for Inner {
+    fn is_alive(&self, token: u32) -> bool {
+        Inner::is_alive(self, token)
+    }
+
+    fn slice_end(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let slice = Instant::now() + DEATH_CHECK_INTERVAL;
+        Some(deadline.map_or(slice, |d| d.min(slice)))
+    }
+
+    fn expired(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
