@@ -362,8 +362,26 @@ impl<G> fmt::Debug for OwnerDied<G> {
     }
 }
 
-impl<G> std::error::Error for LockError<G> {}
-impl<G> std::error::Error for TryLockError<G> {}
+// `LockError` and `TryLockError` deliberately do not implement `std::error::Error`: their guard
+// borrows the lock, so a boxed error could never be `'static` anyway. Instead `?` converts them
+// (dropping the guard) into `Error` or into a boxed error, so that `*value.lock()? += 1` works in
+// a function returning `Result<_, Box<dyn std::error::Error>>`.
+macro_rules! into_boxed {
+    ($($bound:tt)*) => {
+        impl<G> From<LockError<G>> for Box<dyn std::error::Error $($bound)*> {
+            fn from(e: LockError<G>) -> Self {
+                Box::new(Error::from(e))
+            }
+        }
+        impl<G> From<TryLockError<G>> for Box<dyn std::error::Error $($bound)*> {
+            fn from(e: TryLockError<G>) -> Self {
+                Box::new(Error::from(e))
+            }
+        }
+    };
+}
+into_boxed!();
+into_boxed!(+ Send + Sync);
 
 impl<G> From<TryLockError<G>> for Error {
     fn from(e: TryLockError<G>) -> Error {

@@ -37,7 +37,7 @@ use std::time::Duration;
 /// let pi = region.value::<f64>("pi", 0.0)?;
 /// pi.store(3.1415927)?;
 /// assert_eq!(pi.load()?, 3.1415927);
-/// # Ok::<(), shmsync::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Value<T> {
     lock: RawLock,

@@ -1,0 +1,135 @@
+//! Processes do not share globals; a shmsync `Value` is shared. A port of the tutorial's first
+//! program:
+//!
+//! ```python
+//! from multiprocessing import Process
+//!
+//! A = 100
+//! def fun1():
+//!     global A
+//!     A = 300 * A
+//!     print(id(A), A)
+//!
+//! if __name__ == '__main__':
+//!     p1 = Process(target=fun1)
+//!     p1.start()
+//!     p1.join()
+//!     print('global A ID(%d),value is %d'%(id(A), A))
+//! ```
+//!
+//! First a forked child multiplies a plain `static` by 300: it sees 30000, but the parent
+//! still sees 100, because `fork` gave the child its own copy-on-write copy of the parent's
+//! memory (at the same addresses, so the printed addresses match while the values differ).
+//! Then the same with a `Value<i64>` in an anonymous shmsync region created before the fork:
+//! the region is a shared mapping, so the parent sees the child's 30000.
+//!
+//! Run it with `cargo run --example global_not_shared`.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use shmsync::Region;
+use std::error::Error;
+use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::process;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+/// The Python global `A = 100`. (A Rust global that can change must be an atomic or sit behind
+/// a mutex; either way it is private to each process.)
+static A: AtomicI64 = AtomicI64::new(100);
+
+fn main() -> Result<(), Box<dyn Error>> {
+    println!("A plain static, changed by a child process:");
+    let child = fork_child(|| {
+        A.store(300 * A.load(Relaxed), Relaxed); // A = 300 * A
+        println!(
+            "  child  (pid {}): A = {} at address {:p}",
+            process::id(),
+            A.load(Relaxed),
+            &A
+        );
+        Ok(())
+    })?;
+    wait_child(child)?;
+    let a = A.load(Relaxed);
+    println!(
+        "  parent (pid {}): A = {a} at address {:p}: {}",
+        process::id(),
+        &A,
+        sees(a)
+    );
+
+    println!();
+    println!("A shmsync Value<i64> in an anonymous region, changed by a child process:");
+    // Created before the fork: the child inherits the shared mapping itself, not a copy.
+    let region = Region::anonymous(1 << 16)?;
+    let shared_a = region.value::<i64>("A", 100)?;
+    let child = fork_child(|| {
+        *shared_a.lock()? *= 300; // with A.get_lock(): A.value = 300 * A.value
+        println!("  child  (pid {}): A = {}", process::id(), shared_a.load()?);
+        Ok(())
+    })?;
+    wait_child(child)?;
+    let a = shared_a.load()?;
+    println!("  parent (pid {}): A = {a}: {}", process::id(), sees(a));
+    Ok(())
+}
+
+/// What the parent's reading says about the child's write of 30000.
+fn sees(a: i64) -> &'static str {
+    if a == 30000 {
+        "the parent sees the child's write"
+    } else {
+        "the parent does not see the child's write"
+    }
+}
+
+/// Runs `work` in a forked child process and returns the child's pid; the child never
+/// returns into the caller. It exits with status 0 if `work` returned `Ok`, 1 if it returned
+/// an error (printed to stderr), 101 if it panicked.
+fn fork_child(work: impl FnOnce() -> shmsync::Result<()>) -> Result<libc::pid_t, Box<dyn Error>> {
+    // Whatever is still buffered would otherwise be written twice, once by each process.
+    io::stdout().flush()?;
+    // SAFETY: this program has a single thread when it forks, so the child's copy of every
+    // lock and of the allocator is consistent; the child runs `work` and then `_exit`s.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error().into()),
+        0 => {
+            let code = match panic::catch_unwind(AssertUnwindSafe(work)) {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
+                    eprintln!("child {}: {e}", process::id());
+                    1
+                }
+                Err(_) => 101, // the panic hook has already printed the message
+            };
+            let _ = io::stdout().flush();
+            // SAFETY: `_exit` ends the child at once, without running the exit handlers and
+            // destructors that belong to the parent's copy of the program.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// Waits for the child `pid`; an error unless it exited with status 0.
+fn wait_child(pid: libc::pid_t) -> Result<(), Box<dyn Error>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid `c_int` for waitpid to write into.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("waitpid({pid}): {err}").into());
+        }
+    }
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            code => Err(format!("child {pid} failed: exit status {code}").into()),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        Err(format!("child {pid} was killed by signal {signal}").into())
+    } else {
+        Err(format!("child {pid} ended with wait status {status:#x}").into())
+    }
+}
