@@ -16,8 +16,8 @@ mod sys;
 mod value;
 pub mod word;
 
-pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
 pub use bytemuck::{Pod, Zeroable};
+pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
 pub use int::AtomicInt;
 pub use lock::{DataLock, Lock, LockGuard};
 pub use raw::{RawArray, RawValue};
