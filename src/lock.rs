@@ -310,7 +310,7 @@ impl DataLock {
         })
     }
 
-    fn raw(&self) -> &RawLock {
+    pub(crate) fn raw(&self) -> &RawLock {
         &self.raw
     }
 

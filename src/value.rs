@@ -159,7 +159,7 @@ impl<T: Pod> Value<T> {
         Ok(unsafe { &mut *self.data.as_ptr() })
     }
 
-    fn raw(&self) -> &RawLock {
+    pub(crate) fn raw(&self) -> &RawLock {
         &self.lock
     }
 
@@ -421,7 +421,7 @@ impl<T: Pod> Array<T> {
         Ok(unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) })
     }
 
-    fn raw(&self) -> &RawLock {
+    pub(crate) fn raw(&self) -> &RawLock {
         &self.lock
     }
 

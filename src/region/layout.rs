@@ -25,7 +25,7 @@
 //! | 64     | cursor           | u64  | first free byte of object space                   |
 //! | 72     | count            | u64  | objects in the directory                          |
 //! | 80     | procs_offset     | u64  | the process table, right after the directory      |
-//! | 88     | procs            | u64  | process-table slots, always [`PROC_SLOTS`]         |
+//! | 88     | procs            | u64  | process-table slots, 1..=[`MAX_PROCS`]              |
 //! | 128    | alloc lock       | u32  | a mutex word serialising insertions (own line)     |
 //!
 //! # Directory entry (ENTRY_SIZE = 256 bytes)
@@ -46,7 +46,7 @@
 //! | 64     | name       | [u8; 128] |
 //! | 192    | type_name  | [u8; 64] |
 //!
-//! # Process table (PROC_SLOTS × 8 bytes)
+//! # Process table (procs × 8 bytes)
 //!
 //! | offset | field      | type |
 //! |--------|------------|------|
@@ -122,8 +122,9 @@ pub mod header {
     pub const ALLOC_LOCK: usize = 128;
 }
 
-/// Slots in the process table: at most this many processes use one region at a time.
-pub const PROC_SLOTS: usize = 1 << SLOT_BITS;
+/// The largest process table (and the default): at most this many processes use one region at
+/// a time.
+pub const MAX_PROCS: usize = 1 << SLOT_BITS;
 /// Bytes per process-table slot.
 pub const PROC_ENTRY: usize = 8;
 /// Bits of a lock token that name the process-table slot.
@@ -171,9 +172,9 @@ pub fn procs_offset(slots: usize) -> Option<usize> {
     slots.checked_mul(ENTRY_SIZE)?.checked_add(HEADER_SIZE)
 }
 
-/// Where object space starts for a directory of `slots`.
-pub fn heap_offset(slots: usize) -> Option<usize> {
-    let end = procs_offset(slots)?.checked_add(PROC_SLOTS * PROC_ENTRY)?;
+/// Where object space starts for a directory of `slots` and a table of `procs` processes.
+pub fn heap_offset(slots: usize, procs: usize) -> Option<usize> {
+    let end = procs_offset(slots)?.checked_add(procs.checked_mul(PROC_ENTRY)?)?;
     round_up(end, PAD)
 }
 
@@ -215,10 +216,14 @@ mod tests {
         assert_eq!(slots_for(17), Some(64));
         assert_eq!(slots_for(usize::MAX), None);
         assert_eq!(
-            heap_offset(32),
-            Some(HEADER_SIZE + 32 * ENTRY_SIZE + PROC_SLOTS * PROC_ENTRY)
+            heap_offset(32, MAX_PROCS),
+            Some(HEADER_SIZE + 32 * ENTRY_SIZE + MAX_PROCS * PROC_ENTRY)
         );
-        assert_eq!(heap_offset(usize::MAX / 2), None);
+        assert_eq!(
+            heap_offset(32, 1),
+            Some(HEADER_SIZE + 32 * ENTRY_SIZE + PAD)
+        );
+        assert_eq!(heap_offset(usize::MAX / 2, 1), None);
         assert_eq!(round_up(129, 128), Some(256));
         assert_eq!(round_up(usize::MAX, 128), None);
     }

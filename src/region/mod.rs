@@ -58,6 +58,7 @@ pub(crate) struct Inner {
     slots: usize,
     capacity: usize,
     procs_offset: usize,
+    procs: usize,
     heap_offset: usize,
     /// This process's registration as `fork generation << 32 | token` (0: none yet); the
     /// lock-free fast path of [`Inner::token`].
@@ -77,6 +78,7 @@ pub(crate) struct Inner {
 #[derive(Clone, Debug)]
 pub struct RegionOptions {
     capacity: Option<usize>,
+    procs: usize,
     mode: u32,
 }
 
@@ -84,6 +86,7 @@ impl Default for RegionOptions {
     fn default() -> Self {
         RegionOptions {
             capacity: None,
+            procs: layout::MAX_PROCS,
             mode: 0o600,
         }
     }
@@ -94,6 +97,14 @@ impl RegionOptions {
     /// region size, at least 16. Each slot costs 512 bytes of directory.
     pub fn capacity(&mut self, objects: usize) -> &mut Self {
         self.capacity = Some(objects);
+        self
+    }
+
+    /// The most processes that may use the region at the same time (1 to 1024, the default).
+    /// Each process that takes a lock claims a slot of the region's process table; slots of
+    /// dead processes are reclaimed. Each slot costs 8 bytes.
+    pub fn max_processes(&mut self, processes: usize) -> &mut Self {
+        self.procs = processes;
         self
     }
 
@@ -132,7 +143,7 @@ impl RegionOptions {
 
     /// Creates an anonymous region; see [`Region::anonymous`].
     pub fn anonymous(&self, size: usize) -> Result<Region> {
-        let geometry = Geometry::for_new(size, self.capacity)?;
+        let geometry = Geometry::for_new(size, self.capacity, self.procs)?;
         let file = sys::memfd(size as u64).map_err(|e| Error::io("memfd_create", None, e))?;
         let inner = Inner::map_new(file, None, geometry)?;
         Ok(Region {
@@ -159,7 +170,7 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region> {
-    let geometry = Geometry::for_new(size, options.capacity)?;
+    let geometry = Geometry::for_new(size, options.capacity, options.procs)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -340,11 +351,12 @@ struct Geometry {
     slots: usize,
     capacity: usize,
     procs_offset: usize,
+    procs: usize,
     heap_offset: usize,
 }
 
 impl Geometry {
-    fn for_new(size: usize, capacity: Option<usize>) -> Result<Geometry> {
+    fn for_new(size: usize, capacity: Option<usize>, procs: usize) -> Result<Geometry> {
         let invalid = |reason: String| Error::InvalidSize {
             size: size as u64,
             reason,
@@ -356,8 +368,14 @@ impl Geometry {
         if capacity == 0 {
             return Err(invalid("a directory capacity of 0 holds no objects".into()));
         }
+        if !(1..=layout::MAX_PROCS).contains(&procs) {
+            return Err(invalid(format!(
+                "max_processes must be between 1 and {}, not {procs}",
+                layout::MAX_PROCS
+            )));
+        }
         let (slots, heap_offset) = layout::slots_for(capacity)
-            .and_then(|slots| Some((slots, layout::heap_offset(slots)?)))
+            .and_then(|slots| Some((slots, layout::heap_offset(slots, procs)?)))
             .ok_or_else(|| invalid(format!("a directory of {capacity} objects is too large")))?;
         let least = heap_offset + layout::PAD;
         if size < least {
@@ -371,6 +389,7 @@ impl Geometry {
             slots,
             capacity,
             procs_offset: layout::procs_offset(slots).expect("smaller than heap_offset"),
+            procs,
             heap_offset,
         })
     }
@@ -386,6 +405,7 @@ impl Inner {
             slots: g.slots,
             capacity: g.capacity,
             procs_offset: g.procs_offset,
+            procs: g.procs,
             heap_offset: g.heap_offset,
             me: AtomicU64::new(0),
             registration: std::sync::Mutex::new(None),
@@ -421,8 +441,7 @@ impl Inner {
         self.u64_at(header::COUNT).store(0, Relaxed);
         self.u64_at(header::PROCS_OFFSET)
             .store(self.procs_offset as u64, Relaxed);
-        self.u64_at(header::PROCS)
-            .store(layout::PROC_SLOTS as u64, Relaxed);
+        self.u64_at(header::PROCS).store(self.procs as u64, Relaxed);
         self.u32_at(header::ALLOC_LOCK).store(0, Relaxed);
         publish::publish(self.u32_at(header::STATE), layout::READY);
     }
@@ -452,6 +471,7 @@ impl Inner {
             slots: 0,
             capacity: 0,
             procs_offset: size,
+            procs: 0,
             heap_offset: size,
         };
         let mut inner = Inner::new(map, file, path.clone(), unknown);
@@ -495,13 +515,24 @@ impl Inner {
         let slots = inner.u64_at(header::DIR_SLOTS).load(Relaxed);
         let capacity = inner.u64_at(header::CAPACITY).load(Relaxed);
         let heap = inner.u64_at(header::HEAP_OFFSET).load(Relaxed);
-        let expected_heap = usize::try_from(slots)
+        let procs = inner.u64_at(header::PROCS).load(Relaxed);
+        let procs_offset = inner.u64_at(header::PROCS_OFFSET).load(Relaxed);
+        if procs == 0 || procs > layout::MAX_PROCS as u64 {
+            return Err(corrupt(format!("a process table of {procs} slots")));
+        }
+        let procs = procs as usize;
+        let slots = usize::try_from(slots)
             .ok()
             .filter(|s| s.is_power_of_two() && *s >= 2)
-            .and_then(layout::heap_offset)
+            .ok_or_else(|| corrupt(format!("{slots} directory slots")))?;
+        let expected_heap = layout::heap_offset(slots, procs)
             .filter(|&h| h as u64 <= len)
-            .ok_or_else(|| corrupt(format!("{slots} directory slots do not fit in {len} bytes")))?;
-        if capacity == 0 || capacity > slots / 2 {
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "{slots} directory slots and {procs} process slots do not fit in {len} bytes"
+                ))
+            })?;
+        if capacity == 0 || capacity > slots as u64 / 2 {
             return Err(corrupt(format!(
                 "directory capacity {capacity} does not suit {slots} slots"
             )));
@@ -511,18 +542,16 @@ impl Inner {
                 "object space starts at {heap}, expected {expected_heap}"
             )));
         }
-        let procs = inner.u64_at(header::PROCS).load(Relaxed);
-        let procs_offset = inner.u64_at(header::PROCS_OFFSET).load(Relaxed);
-        let expected_procs = layout::procs_offset(slots as usize).unwrap_or(usize::MAX);
-        if procs != layout::PROC_SLOTS as u64 || procs_offset != expected_procs as u64 {
+        let expected_procs = layout::procs_offset(slots).expect("below expected_heap");
+        if procs_offset != expected_procs as u64 {
             return Err(corrupt(format!(
-                "process table of {procs} slots at {procs_offset}, expected {} at {expected_procs}",
-                layout::PROC_SLOTS
+                "process table at {procs_offset}, expected {expected_procs}"
             )));
         }
-        inner.slots = slots as usize;
+        inner.slots = slots;
         inner.capacity = capacity as usize;
         inner.procs_offset = expected_procs;
+        inner.procs = procs;
         inner.heap_offset = expected_heap;
         Ok(inner)
     }

@@ -8,7 +8,7 @@
 //! pids are never trusted for this (they are reused, and zombies look alive).
 
 use super::Inner;
-use super::layout::{PROC_ENTRY, PROC_SLOTS, SLOT_BITS, proc};
+use super::layout::{PROC_ENTRY, SLOT_BITS, proc};
 use crate::error::{Error, Result};
 use crate::protocol::mutex::{Owners, TOKEN_MASK};
 use crate::sys::{self, Lease};
@@ -85,10 +85,10 @@ impl Inner {
         let path = self.path.as_deref();
         let lease = Lease::open(&self._file).map_err(|e| Error::io("open a lease on", path, e))?;
         let (pid, _) = sys::ids();
-        let start = pid as usize % PROC_SLOTS;
+        let start = pid as usize % self.procs;
         let mut claimed = None;
-        for i in 0..PROC_SLOTS {
-            let slot = (start + i) % PROC_SLOTS;
+        for i in 0..self.procs {
+            let slot = (start + i) % self.procs;
             if lease
                 .try_take(slot as u32)
                 .map_err(|e| Error::io("take a lease on", path, e))?
@@ -97,7 +97,7 @@ impl Inner {
                 break;
             }
         }
-        let slot = claimed.ok_or(Error::ProcessTableFull { slots: PROC_SLOTS })?;
+        let slot = claimed.ok_or(Error::ProcessTableFull { slots: self.procs })?;
         // The lease is ours: nobody else writes this slot until we die.
         let old = self.proc_word(slot, proc::GENERATION).load(Relaxed);
         let next = match (old.wrapping_add(1)) & GENERATION_MASK {
@@ -125,6 +125,10 @@ impl Inner {
             // UNREGISTERED, or a token no registration ever hands out: nothing to check.
             return true;
         }
+        if slot >= self.procs {
+            // No process can hold a slot the table does not have: damage, not a holder.
+            return false;
+        }
         if self.proc_word(slot, proc::GENERATION).load(Acquire) != generation {
             return false;
         }
@@ -136,7 +140,10 @@ impl Inner {
     /// The pid of the process that registered `token`, if its slot still belongs to it.
     pub(crate) fn pid_of(&self, token: u32) -> Option<u32> {
         let (slot, generation) = split(token);
-        if generation == 0 || self.proc_word(slot, proc::GENERATION).load(Acquire) != generation {
+        if generation == 0
+            || slot >= self.procs
+            || self.proc_word(slot, proc::GENERATION).load(Acquire) != generation
+        {
             return None;
         }
         Some(self.proc_word(slot, proc::PID).load(Relaxed))

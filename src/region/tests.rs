@@ -27,7 +27,7 @@ fn new_header_is_complete_and_valid() {
     assert_eq!(i.u64_at(header::DIR_SLOTS).load(Relaxed), 32);
     assert_eq!(i.u64_at(header::CAPACITY).load(Relaxed), 16);
     let heap = i.u64_at(header::HEAP_OFFSET).load(Relaxed) as usize;
-    assert_eq!(heap, layout::heap_offset(32).unwrap());
+    assert_eq!(heap, layout::heap_offset(32, layout::MAX_PROCS).unwrap());
     assert_eq!(heap % PAD, 0);
     assert_eq!(i.u64_at(header::CURSOR).load(Relaxed) as usize, heap);
     assert_eq!(r.free_bytes(), 64 * 1024 - heap);
@@ -38,31 +38,34 @@ fn geometry_rejects_unusable_sizes() {
     for (size, capacity) in [
         (0, None),
         (1000, None),
-        (layout::heap_offset(32).unwrap(), Some(16)),
+        (
+            layout::heap_offset(32, layout::MAX_PROCS).unwrap(),
+            Some(16),
+        ),
     ] {
         assert!(
             matches!(
-                Geometry::for_new(size, capacity),
+                Geometry::for_new(size, capacity, layout::MAX_PROCS),
                 Err(Error::InvalidSize { .. })
             ),
             "size {size} capacity {capacity:?}"
         );
     }
     assert!(matches!(
-        Geometry::for_new(1 << 20, Some(0)),
+        Geometry::for_new(1 << 20, Some(0), layout::MAX_PROCS),
         Err(Error::InvalidSize { .. })
     ));
     assert!(matches!(
-        Geometry::for_new(1 << 20, Some(usize::MAX / 2)),
+        Geometry::for_new(1 << 20, Some(usize::MAX / 2), layout::MAX_PROCS),
         Err(Error::InvalidSize { .. })
     ));
     assert!(matches!(
-        Geometry::for_new(usize::MAX, None),
+        Geometry::for_new(usize::MAX, None, layout::MAX_PROCS),
         Err(Error::InvalidSize { .. })
     ));
     // The smallest usable region: header, directory and one padding unit of objects.
-    let least = layout::heap_offset(32).unwrap() + PAD;
-    assert!(Geometry::for_new(least, Some(16)).is_ok());
+    let least = layout::heap_offset(32, layout::MAX_PROCS).unwrap() + PAD;
+    assert!(Geometry::for_new(least, Some(16), layout::MAX_PROCS).is_ok());
 }
 
 #[test]
@@ -229,4 +232,84 @@ fn damaged_entries_are_reported_not_trusted() {
     // A lying length is a mismatch with a clear message, not an out-of-bounds access.
     r.inner.u64_at(at + entry::LEN).store(1 << 40, Relaxed);
     assert!(r.value("v", 0u64).is_err());
+}
+
+#[test]
+fn process_table_size_is_validated_and_recorded() {
+    for bad in [0, layout::MAX_PROCS + 1] {
+        assert!(matches!(
+            Region::options().max_processes(bad).anonymous(1 << 16),
+            Err(Error::InvalidSize { .. })
+        ));
+    }
+    let r = Region::options()
+        .max_processes(1)
+        .anonymous(1 << 16)
+        .unwrap();
+    assert_eq!(r.inner.u64_at(header::PROCS).load(Relaxed), 1);
+    let lock = r.lock("l").unwrap();
+    let _g = lock.lock().unwrap();
+    assert_eq!(lock.holder(), Some(std::process::id()));
+}
+
+/// A lock word holding the token of a slot whose generation moved on: its holder is gone.
+fn dead_token() -> u32 {
+    (7 << layout::SLOT_BITS) | 5
+}
+
+#[test]
+fn a_dead_holder_is_taken_over_then_unrecoverable_unless_marked() {
+    use crate::{LockError, TryLockError};
+    let r = region(16);
+    let v = r.value("v", 1u64).unwrap();
+    let word = v.get_lock();
+    let at = |v: &crate::Value<u64>| v.raw().word().store(dead_token(), Relaxed);
+
+    // Taken over, repaired, marked: back to normal.
+    at(&v);
+    assert!(v.is_locked() && v.holder().is_none());
+    match v.lock() {
+        Err(LockError::OwnerDied(died)) => {
+            let mut g = died.into_guard();
+            assert!(v.is_poisoned());
+            *g = 10;
+            g.mark_consistent();
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(!v.is_poisoned() && !v.is_locked());
+    assert_eq!(v.load().unwrap(), 10);
+
+    // Taken over by try_lock, dropped without marking: unrecoverable for everyone.
+    at(&v);
+    match word.try_lock() {
+        Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(v.is_unrecoverable());
+    assert!(matches!(v.lock(), Err(LockError::NotRecoverable)));
+    assert!(matches!(v.try_lock(), Err(TryLockError::NotRecoverable)));
+    assert!(matches!(v.load(), Err(Error::NotRecoverable)));
+    assert!(matches!(v.store(3), Err(Error::NotRecoverable)));
+}
+
+#[test]
+fn python_style_acquire_reports_poison_through_queries() {
+    let r = region(16);
+    let lock = r.lock("l").unwrap();
+    lock.raw().word().store(dead_token(), Relaxed);
+    assert!(lock.acquire(false, None));
+    assert!(lock.is_poisoned());
+    assert_eq!(lock.holder(), Some(std::process::id()));
+    lock.mark_consistent().unwrap();
+    lock.release().unwrap();
+    assert!(!lock.is_locked() && !lock.is_unrecoverable());
+    assert!(matches!(lock.mark_consistent(), Err(Error::NotLocked)));
+
+    // A store repairs a value whose holder died.
+    let v = r.value("v", 0u32).unwrap();
+    v.raw().word().store(dead_token(), Relaxed);
+    v.store(9).unwrap();
+    assert!(!v.is_poisoned() && !v.is_unrecoverable());
+    assert_eq!(v.load().unwrap(), 9);
 }
