@@ -10,7 +10,9 @@
 //! criterion reports is per lock+increment+unlock of the bench process while the helper
 //! contends; the combined throughput of both processes is printed after the group.
 //!
-//! Run with `cargo bench --bench locks` (about a minute and a half).
+//! Run with `cargo bench --bench locks` (about 75 seconds); one group with
+//! `cargo bench --bench locks -- '^contended'` (the filter is a regex: plain `contended` also
+//! matches `uncontended`).
 
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group};
 use shmsync::{RawValue, Region, Value};
