@@ -120,6 +120,12 @@ pub enum Error {
         /// The table's size.
         slots: usize,
     },
+    /// Creating an object waited this long for the region's allocation lock: a live process is
+    /// stuck holding it, or the lock word is damaged.
+    AllocationTimeout {
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
     /// A `try_lock` found the lock held (from [`TryLockError::WouldBlock`] via `?`).
     WouldBlock,
     /// A guard of another lock was passed where this object's own lock was needed.
@@ -215,6 +221,11 @@ impl fmt::Display for Error {
                 "slice of length {found} given for an array of length {expected}"
             ),
             Error::WouldBlock => write!(f, "the lock is held by someone else"),
+            Error::AllocationTimeout { waited } => write!(
+                f,
+                "waited {waited:?} for the region's allocation lock: its holder is stuck or the \
+                 lock word is damaged"
+            ),
             Error::ProcessTableFull { slots } => write!(
                 f,
                 "the region's process table is full: {slots} live processes already use it"

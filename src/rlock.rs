@@ -70,6 +70,11 @@ impl RLock {
         unsafe { &*self.base.as_ptr().byte_add(offset) }
     }
 
+    #[cfg(test)]
+    pub(crate) fn count_word(&self) -> &AtomicU32 {
+        self.at(COUNT)
+    }
+
     fn words(&self) -> RMutex<'_, AtomicU32> {
         RMutex {
             lock: self.at(LOCK),
@@ -89,7 +94,13 @@ impl RLock {
                 }
                 (outcome, token)
             }
-            Err(_) => panic!("RLock acquired more than u32::MAX times by one thread"),
+            // An acquire without a deadline panics, as std's ReentrantLock does; the others
+            // report the lock as unavailable, so that they never panic, even on a count word
+            // damaged by another process.
+            Err(_) if block == Block::Forever => {
+                panic!("RLock acquired more than u32::MAX times by one thread")
+            }
+            Err(_) => (Outcome::Busy, token),
         }
     }
 
@@ -111,7 +122,8 @@ impl RLock {
     ///
     /// # Panics
     ///
-    /// If this thread already holds the lock `u32::MAX` times.
+    /// If this thread already holds the lock `u32::MAX` times and waits without a timeout (with
+    /// `block == false` or a timeout, `false` is returned instead).
     ///
     /// A lock taken over from a dead owner returns `true` and stays poisoned until
     /// [`mark_consistent`](RLock::mark_consistent); an unrecoverable lock returns `false`.

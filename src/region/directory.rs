@@ -183,6 +183,9 @@ pub struct ObjectInfo {
     pub bytes: usize,
 }
 
+/// How long creating an object waits for the region's allocation lock.
+const ALLOC_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A validated view of a published entry.
 struct Entry {
     kind: Kind,
@@ -388,7 +391,10 @@ impl Inner {
 
         let lock = self.u32_at(header::ALLOC_LOCK);
         let token = self.token();
-        match mutex::lock(lock, token, Block::Forever, self) {
+        // Bounded: honest inserters hold this lock for microseconds, and dead ones are taken
+        // over within DEATH_CHECK_INTERVAL, so only a damaged word (or a stuck live process)
+        // can keep us out this long; say so rather than hang.
+        match mutex::lock(lock, token, Block::after(ALLOC_LOCK_TIMEOUT), self) {
             Outcome::Acquired => {}
             // An inserter died mid-way. Insertion is crash-safe (space and count are claimed
             // before the entry is published, and an unpublished entry is simply absent), so
@@ -396,8 +402,13 @@ impl Inner {
             Outcome::OwnerDied => {
                 mutex::mark_consistent(lock);
             }
-            Outcome::NotRecoverable | Outcome::Busy => {
-                return Err(self.corrupt("the allocation lock is unusable".into()));
+            Outcome::NotRecoverable => {
+                return Err(self.corrupt("the allocation lock is unrecoverable".into()));
+            }
+            Outcome::Busy => {
+                return Err(Error::AllocationTimeout {
+                    waited: ALLOC_LOCK_TIMEOUT,
+                });
             }
         }
         let result = self.insert_locked(name, hash, spec, bytes, init);

@@ -313,3 +313,34 @@ fn python_style_acquire_reports_poison_through_queries() {
     assert!(!v.is_poisoned() && !v.is_unrecoverable());
     assert_eq!(v.load().unwrap(), 9);
 }
+
+#[test]
+fn a_stuck_allocation_lock_is_an_error_not_a_hang() {
+    let r = region(16);
+    r.lock("before").unwrap();
+    // A live-looking holder (generation 0 is never judged dead) that never lets go.
+    r.inner
+        .u32_at(header::ALLOC_LOCK)
+        .store(super::procs::UNREGISTERED, Relaxed);
+    assert!(matches!(
+        r.lock("new"),
+        Err(Error::AllocationTimeout { .. })
+    ));
+    // Existing objects are found without the allocation lock.
+    assert!(r.lock("before").is_ok());
+}
+
+#[test]
+fn a_damaged_rlock_count_never_makes_a_try_panic() {
+    use crate::TryLockError;
+    let r = region(16);
+    let rl = r.rlock("r").unwrap();
+    let g = rl.lock().unwrap();
+    // Another process scribbles u32::MAX into the count word while we own the lock.
+    rl.count_word().store(u32::MAX, Relaxed);
+    assert!(matches!(rl.try_lock(), Err(TryLockError::WouldBlock)));
+    assert!(!rl.acquire(false, None));
+    rl.count_word().store(1, Relaxed);
+    drop(g);
+    assert!(!rl.is_locked());
+}
