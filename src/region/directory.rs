@@ -186,13 +186,15 @@ pub struct ObjectInfo {
 /// How long creating an object waits for the region's allocation lock.
 const ALLOC_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A validated view of a published entry.
+/// A validated view of a published entry (names stay in the mapping until needed).
 struct Entry {
+    slot: usize,
     kind: Kind,
+    name_len: usize,
+    type_len: usize,
     elem_size: usize,
     elem_align: usize,
     type_hash: u64,
-    type_name: String,
     offset: usize,
     len: usize,
     bytes: usize,
@@ -260,8 +262,23 @@ impl Inner {
         }
     }
 
-    /// Validates the published entry in `slot`; returns its name too.
-    fn read_entry(&self, slot: usize) -> Result<(Vec<u8>, u64, Entry)> {
+    /// Whether the name field at `offset` holds exactly `name` (whose length the caller already
+    /// compared), compared in place, 8 bytes at a time.
+    fn name_is(&self, offset: usize, name: &[u8]) -> bool {
+        name.chunks(8).enumerate().all(|(i, chunk)| {
+            let stored = self.u64_at(offset + 8 * i).load(Relaxed).to_ne_bytes();
+            stored[..chunk.len()] == *chunk
+        })
+    }
+
+    /// The element type name recorded in a validated entry (for messages and listings).
+    fn type_name_of(&self, e: &Entry) -> String {
+        let at = self.entry_offset(e.slot) + entry::TYPE_NAME;
+        String::from_utf8_lossy(&self.read_bytes(at, e.type_len)).into_owned()
+    }
+
+    /// Validates the published entry in `slot`.
+    fn read_entry(&self, slot: usize) -> Result<Entry> {
         let at = self.entry_offset(slot);
         let u32_field = |f| self.u32_at(at + f).load(Relaxed) as usize;
         let u64_field = |f| self.u64_at(at + f).load(Relaxed);
@@ -296,21 +313,18 @@ impl Inner {
         if offset < self.heap_offset || offset % align != 0 || end <= offset {
             return Err(bad(format!("object at {offset}+{bytes} is misplaced")));
         }
-        let name = self.read_bytes(at + entry::NAME, name_len);
-        let type_name =
-            String::from_utf8_lossy(&self.read_bytes(at + entry::TYPE_NAME, type_len)).into_owned();
-        let name_hash = u64_field(entry::NAME_HASH);
-        let e = Entry {
+        Ok(Entry {
+            slot,
             kind,
+            name_len,
+            type_len,
             elem_size,
             elem_align,
             type_hash: u64_field(entry::TYPE_HASH),
-            type_name,
             offset,
             len,
             bytes,
-        };
-        Ok((name, name_hash, e))
+        })
     }
 
     /// Whether `slot` holds a published entry (Acquire: its fields are then visible), or is
@@ -334,11 +348,8 @@ impl Inner {
             let at = self.entry_offset(slot);
             let same_hash = self.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
             let same_len = self.u32_at(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
-            if same_hash && same_len {
-                let (stored, _, e) = self.read_entry(slot)?;
-                if stored == name.as_bytes() {
-                    return Ok(Probe::Found(e));
-                }
+            if same_hash && same_len && self.name_is(at + entry::NAME, name.as_bytes()) {
+                return Ok(Probe::Found(self.read_entry(slot)?));
             }
             slot = (slot + 1) & mask;
         }
@@ -357,7 +368,7 @@ impl Inner {
         if !same {
             return Err(Error::Mismatch {
                 name: name.to_string(),
-                existing: describe(e.kind, &e.type_name, e.len),
+                existing: describe(e.kind, &self.type_name_of(e), e.len),
                 requested: spec.describe(),
             });
         }
@@ -497,13 +508,14 @@ impl Inner {
             if !self.is_published(slot)? {
                 continue;
             }
-            let (name, _, e) = self.read_entry(slot)?;
+            let e = self.read_entry(slot)?;
+            let name = self.read_bytes(self.entry_offset(slot) + entry::NAME, e.name_len);
             let name = String::from_utf8(name)
                 .map_err(|_| self.corrupt(format!("directory slot {slot}: name is not UTF-8")))?;
             out.push(ObjectInfo {
                 name,
                 kind: e.kind,
-                type_name: e.type_name,
+                type_name: self.type_name_of(&e),
                 len: e.len,
                 bytes: e.bytes,
             });

@@ -57,7 +57,10 @@ impl Inner {
 
     /// Registers this process (if it is not yet), reporting failure.
     pub(crate) fn ensure_registered(&self) -> Result<()> {
-        self.register().map(drop)
+        match self.current_token() {
+            Some(token) if token != UNREGISTERED => Ok(()),
+            _ => self.register().map(drop),
+        }
     }
 
     /// The token if this process is registered (in this fork generation).
