@@ -20,6 +20,16 @@ pub enum Error {
     },
     /// [`Region::create`](crate::Region::create) found something at the path already.
     AlreadyExists(PathBuf),
+    /// The region file belongs to another user; opening it needs
+    /// [`RegionOptions::allow_other_owner`](crate::RegionOptions::allow_other_owner).
+    OtherOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+        /// This process's effective user id.
+        me: u32,
+    },
     /// [`Region::open`](crate::Region::open) found nothing at the path.
     NotFound(PathBuf),
     /// The file is not a shmsync region, or it is one whose contents are damaged.
@@ -162,6 +172,12 @@ impl fmt::Display for Error {
             } => write!(f, "{op}: {source}"),
             Error::AlreadyExists(p) => write!(f, "{} already exists", p.display()),
             Error::NotFound(p) => write!(f, "no region at {}", p.display()),
+            Error::OtherOwner { path, owner, me } => write!(
+                f,
+                "{} belongs to user {owner}, not to this process's user {me}; refusing it \
+                 (RegionOptions::allow_other_owner opts in)",
+                path.display()
+            ),
             Error::Corrupt {
                 path: Some(p),
                 reason,

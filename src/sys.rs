@@ -173,6 +173,17 @@ pub(crate) fn memfd(len: u64) -> io::Result<File> {
     Ok(file)
 }
 
+/// The user id that owns the file.
+pub(crate) fn owner(file: &File) -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.uid())
+}
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 /// The file's current length.
 pub(crate) fn file_len(file: &File) -> io::Result<u64> {
     Ok(file.metadata()?.len())

@@ -94,6 +94,9 @@ impl Kind {
     }
 }
 
+/// What a handed-out range holds: end, kind, element size, alignment, type and length.
+pub(crate) type Claim = (usize, Kind, usize, usize, &'static str, usize);
+
 /// What a caller asks the directory for: kind, element type and length.
 #[derive(Clone, Debug)]
 pub(crate) struct Spec {
@@ -313,6 +316,15 @@ impl Inner {
         if offset < self.heap_offset || offset % align != 0 || end <= offset {
             return Err(bad(format!("object at {offset}+{bytes} is misplaced")));
         }
+        // Inserters advance the cursor before publishing, so a published object ends at or
+        // before it; one beyond it lies in free space that the next insertion would hand out
+        // again.
+        let cursor = self.u64_at(header::CURSOR).load(Relaxed);
+        if end as u64 > cursor {
+            return Err(bad(format!(
+                "object at {offset}+{bytes} lies beyond the used space"
+            )));
+        }
         Ok(Entry {
             slot,
             kind,
@@ -390,6 +402,46 @@ impl Inner {
         spec: &Spec,
         init: impl FnOnce(*mut u8),
     ) -> Result<usize> {
+        let offset = self.find_or_insert(name, spec, init)?;
+        self.claim_range(offset, spec)?;
+        Ok(offset)
+    }
+
+    /// Records that this process hands out a handle on `spec.bytes()` bytes at `offset`, and
+    /// refuses a range that overlaps one already handed out as anything else. An honest
+    /// directory never has overlapping objects, but a damaged one could, and two handles of
+    /// different types on the same bytes would let safe code race non-atomic accesses against
+    /// each other (or against atomics) in this very process.
+    fn claim_range(&self, offset: usize, spec: &Spec) -> Result<()> {
+        let end = offset + spec.bytes().expect("checked by find_or_insert");
+        let what = (
+            end,
+            spec.kind,
+            spec.elem_size,
+            spec.elem_align,
+            spec.type_name,
+            spec.len,
+        );
+        let mut ranges = self.ranges.lock().unwrap_or_else(|e| e.into_inner());
+        let before = ranges.range(..=offset).next_back();
+        let after = ranges.range(offset + 1..).next();
+        let clash = match (before, after) {
+            (Some((&o, existing)), _) if o == offset => *existing != what,
+            (Some((_, existing)), _) if existing.0 > offset => true,
+            (_, Some((&o, _))) => o < end,
+            _ => false,
+        };
+        if clash {
+            return Err(self.corrupt(format!(
+                "the directory places {} at bytes {offset}..{end}, overlapping another object",
+                spec.describe()
+            )));
+        }
+        ranges.insert(offset, what);
+        Ok(())
+    }
+
+    fn find_or_insert(&self, name: &str, spec: &Spec, init: impl FnOnce(*mut u8)) -> Result<usize> {
         check_name(name)?;
         let bytes = spec.bytes().ok_or_else(|| Error::OutOfSpace {
             requested: u64::MAX,

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     /// lock-free fast path of [`Inner::token`].
     me: AtomicU64,
     registration: std::sync::Mutex<Option<procs::Registration>>,
+    /// The object ranges this process has handed out handles on (see `claim_range`).
+    ranges: std::sync::Mutex<std::collections::BTreeMap<usize, directory::Claim>>,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -80,6 +82,7 @@ pub struct RegionOptions {
     capacity: Option<usize>,
     procs: usize,
     mode: u32,
+    other_owner: bool,
 }
 
 impl Default for RegionOptions {
@@ -88,6 +91,7 @@ impl Default for RegionOptions {
             capacity: None,
             procs: layout::MAX_PROCS,
             mode: 0o600,
+            other_owner: false,
         }
     }
 }
@@ -115,6 +119,22 @@ impl RegionOptions {
         self
     }
 
+    /// Whether [`open`](RegionOptions::open) and
+    /// [`open_or_create`](RegionOptions::open_or_create) accept a region file owned by another
+    /// user (default `false`). Files in `/dev/shm` can be created by any local user: trusting
+    /// another user's file means trusting that user with every lock in it. Use this together
+    /// with [`mode`](RegionOptions::mode) on the creating side to share a region between users
+    /// on purpose.
+    pub fn allow_other_owner(&mut self, allow: bool) -> &mut Self {
+        self.other_owner = allow;
+        self
+    }
+
+    /// Opens an existing region file; see [`Region::open`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Region> {
+        open_at(&resolve(path.as_ref())?, self)
+    }
+
     /// Creates a new region file of `size` bytes at `path`; see [`Region::create`].
     pub fn create(&self, path: impl AsRef<Path>, size: usize) -> Result<Region> {
         let path = resolve(path.as_ref())?;
@@ -129,7 +149,7 @@ impl RegionOptions {
         // file and yet another removed it; a few rounds settle any realistic race.
         let mut last = None;
         for _ in 0..64 {
-            match open_at(&path) {
+            match open_at(&path, self) {
                 Err(Error::NotFound(_)) => {}
                 other => return other,
             }
@@ -205,11 +225,22 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
     }
 }
 
-fn open_at(path: &Path) -> Result<Region> {
+fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
     let file = sys::open_existing(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
         _ => Error::io("open", Some(path), e),
     })?;
+    if !options.other_owner {
+        let owner = sys::owner(&file).map_err(|e| Error::io("stat", Some(path), e))?;
+        let me = sys::effective_uid();
+        if owner != me {
+            return Err(Error::OtherOwner {
+                path: path.to_path_buf(),
+                owner,
+                me,
+            });
+        }
+    }
     let id = file_id(&file).map_err(|e| Error::io("stat", Some(path), e))?;
     // One mapping (and one process registration) per file per process: opening a file this
     // process already has open returns the same region, so a thread that re-enters an RLock
@@ -264,10 +295,12 @@ impl Region {
     ///
     /// [`Error::NotFound`] if nothing is at `path`; [`Error::Truncated`],
     /// [`Error::SizeMismatch`], [`Error::VersionMismatch`], [`Error::LayoutMismatch`] or
-    /// [`Error::Corrupt`] if the file is not a region this build can use; [`Error::Io`] if the
-    /// path is a symlink or cannot be opened.
+    /// [`Error::Corrupt`] if the file is not a region this build can use;
+    /// [`Error::OtherOwner`] if another user owns the file (see
+    /// [`RegionOptions::allow_other_owner`]); [`Error::Io`] if the path is a symlink or cannot
+    /// be opened.
     pub fn open(path: impl AsRef<Path>) -> Result<Region> {
-        open_at(&resolve(path.as_ref())?)
+        Region::options().open(path)
     }
 
     /// Opens the region at `path`, creating it with `size` bytes if it does not exist.
@@ -409,6 +442,7 @@ impl Inner {
             heap_offset: g.heap_offset,
             me: AtomicU64::new(0),
             registration: std::sync::Mutex::new(None),
+            ranges: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 

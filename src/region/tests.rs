@@ -344,3 +344,74 @@ fn a_damaged_rlock_count_never_makes_a_try_panic() {
     drop(g);
     assert!(!rl.is_locked());
 }
+
+#[test]
+fn overlapping_objects_from_a_damaged_directory_are_refused() {
+    let r = region(16);
+    let a = r.value("a", 1u64).unwrap();
+    r.raw_array("b", &[0u8; 200]).unwrap();
+    let slot_of = |name: &str| {
+        (0..32)
+            .map(|s| HEADER_SIZE + s * ENTRY_SIZE)
+            .find(|&at| {
+                r.inner.u32_at(at).load(Relaxed) == layout::ENTRY_READY
+                    && r.inner.u64_at(at + entry::NAME_HASH).load(Relaxed)
+                        == layout::fnv1a(name.as_bytes())
+            })
+            .unwrap()
+    };
+    let a_offset = r.inner.u64_at(slot_of("a") + entry::OFFSET).load(Relaxed);
+    let b_entry = slot_of("b");
+    // "b" now claims to start where "a" lives: a handle on it would alias a's lock and value.
+    r.inner
+        .u64_at(b_entry + entry::OFFSET)
+        .store(a_offset, Relaxed);
+    let e = r.raw_array::<u8>("b", &[0; 200]).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("overlapping"), "{e}");
+    assert_eq!(a.load().unwrap(), 1);
+
+    // An object placed in free space, beyond the allocation cursor, is refused too.
+    let cursor = r.inner.u64_at(header::CURSOR).load(Relaxed);
+    r.inner
+        .u64_at(b_entry + entry::OFFSET)
+        .store(cursor, Relaxed);
+    assert!(matches!(
+        r.raw_array::<u8>("b", &[0; 200]),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_region_owned_by_another_user_is_refused_unless_allowed() {
+    let dir = std::env::temp_dir().join(format!("shmsync-owner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("r");
+    Region::options()
+        .mode(0o666)
+        .create(&path, 1 << 16)
+        .unwrap()
+        .lock("l")
+        .unwrap();
+    assert!(Region::open(&path).is_ok(), "our own file opens");
+    // Only root can give a file away; elsewhere the refusal cannot be staged.
+    let nobody = 65534;
+    match std::os::unix::fs::chown(&path, Some(nobody), None) {
+        Ok(()) => {
+            let e = Region::open(&path).unwrap_err();
+            assert!(
+                matches!(e, Error::OtherOwner { owner, .. } if owner == nobody),
+                "{e}"
+            );
+            let e = Region::open_or_create(&path, 1 << 16).unwrap_err();
+            assert!(matches!(e, Error::OtherOwner { .. }), "{e}");
+            let r = Region::options()
+                .allow_other_owner(true)
+                .open(&path)
+                .unwrap();
+            assert!(r.lock("l").is_ok());
+        }
+        Err(e) => eprintln!("not root ({e}): the refusal of another user's file is not staged"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
