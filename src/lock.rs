@@ -63,7 +63,7 @@ impl RawLock {
     #[inline]
     pub(crate) fn release_guard(&self, token: u32) {
         if self.region.current_token() == Some(token) {
-            let _ = mutex::unlock(self.word(), token);
+            let _ = mutex::unlock_own(self.word(), token);
         }
     }
 
@@ -357,8 +357,8 @@ impl<'a> LockGuard<'a> {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // A plain `Lock` can be released by a non-holder; if that happened the word is already
-        // free and the release reports an error we have no use for.
+        // A plain `Lock` can be released by a non-holder; if that happened, the word is free or
+        // held by someone else now, and the guard leaves it alone.
         self.lock.release_guard(self.token);
     }
 }

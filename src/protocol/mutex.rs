@@ -237,8 +237,9 @@ fn spin<W: Word>(word: &W) -> u32 {
 }
 
 /// Releases the lock. `token` is the caller's own token: the fast path is for a holder with no
-/// sleepers; any thread or process may release (slow path). Wakes one sleeper if there may be
-/// one. A poisoned lock becomes [`NOT_RECOVERABLE`] and every sleeper is woken to hear so.
+/// sleepers; any thread or process may release (slow path), as Python's `Lock.release()`
+/// allows. Wakes one sleeper if there may be one. A poisoned lock becomes [`NOT_RECOVERABLE`]
+/// and every sleeper is woken to hear so.
 ///
 /// Release ordering: our writes under the lock become visible to the next acquirer.
 #[inline]
@@ -249,14 +250,28 @@ pub fn unlock<W: Word>(word: &W, token: u32) -> Result<(), NotLocked> {
     {
         return Ok(());
     }
-    unlock_contended(word)
+    unlock_contended(word, None)
+}
+
+/// Releases the lock only if it is held with `token` (a guard's release): a hold that someone
+/// else released, and another process then re-took, is not ours to end. Otherwise as
+/// [`unlock`]; returns [`NotLocked`] if the lock is not held with `token`.
+#[inline]
+pub fn unlock_own<W: Word>(word: &W, token: u32) -> Result<(), NotLocked> {
+    if word
+        .compare_exchange(token, UNLOCKED, Release, Relaxed)
+        .is_ok()
+    {
+        return Ok(());
+    }
+    unlock_contended(word, Some(token))
 }
 
 #[cold]
-fn unlock_contended<W: Word>(word: &W) -> Result<(), NotLocked> {
+fn unlock_contended<W: Word>(word: &W, only: Option<u32>) -> Result<(), NotLocked> {
     let mut state = word.load(Relaxed);
     loop {
-        if !is_locked(state) {
+        if !is_locked(state) || only.is_some_and(|t| holder(state) != t) {
             return Err(NotLocked);
         }
         let new = if is_poisoned(state) {
