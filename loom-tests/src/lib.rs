@@ -3,13 +3,15 @@
 //! [`LoomWord`] implements [`shmsync::word::Word`] with a loom atomic and a modelled futex, so
 //! the model checker explores `shmsync::protocol::{mutex, rmutex, publish}` unchanged. A word
 //! can carry a [`Mutation`]: a deliberate fault that the models must catch (see `README.md`).
+//! [`LoomOwners`] implements [`shmsync::protocol::mutex::Owners`]: which lock holders are dead,
+//! and the bounded sleep slices after which a waiter looks at the holder again.
 //! [`harness`] runs the models and the child processes of the mutation checks.
 
 pub mod harness;
 
-use loom::sync::atomic::AtomicU32;
+use loom::sync::atomic::{AtomicBool, AtomicU32};
 use loom::sync::{Condvar, Mutex, MutexGuard};
-use shmsync::protocol::mutex::{TOKEN_MASK, WAITERS};
+use shmsync::protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
 use shmsync::word::{WaitOutcome, Word};
 use std::collections::VecDeque;
 use std::fmt;
@@ -17,10 +19,13 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering::{self, AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::time::Instant;
 
-/// A deliberate fault carried by one [`LoomWord`], to check that the models notice it.
+/// A deliberate fault carried by one [`LoomWord`] or by [`LoomOwners`], to check that the
+/// models notice it.
 ///
-/// Each mutation is caught by at least one model (the `caught_*` tests); `README.md` lists
-/// which.
+/// Most variants are faults of a word; the last four ([`Mutation::SaysDead`] and after) are
+/// faults of the liveness oracle and apply to [`LoomOwners`] only (a word ignores them, and
+/// the owners ignore the word faults). Each mutation is caught by at least one model (the
+/// `caught_*` tests); `README.md` lists which.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mutation {
     /// No fault: the word behaves as the production word.
@@ -57,11 +62,30 @@ pub enum Mutation {
     DropStores,
     /// A plain `store` of 0 is dropped (e.g. an RLock release that does not clear the owner).
     DropZeroStores,
+    /// The takeover compare-exchange (its expected value has a holder, its new value has
+    /// [`POISONED`] and a holder) stores its new value unconditionally and reports success:
+    /// taking a dead holder's lock over with a plain store instead of a compare-exchange.
+    TakeoverByStore,
+    /// A compare-exchange that would store [`NOT_RECOVERABLE`] stores 0 instead: a release of a
+    /// poisoned lock that frees it rather than making it unrecoverable.
+    ForgetNotRecoverable,
+    /// ([`LoomOwners`]) `is_alive` says every holder is dead: a liveness oracle that declares a
+    /// live holder dead.
+    SaysDead,
+    /// ([`LoomOwners`]) `is_alive` says every holder is alive: a dead holder is never noticed.
+    NeverDead,
+    /// ([`LoomOwners`]) `slice_end` returns the caller's deadline (`None` for
+    /// `Block::Forever`): a waiter without a deadline sleeps until woken and never looks at
+    /// the holder again.
+    NoSlices,
+    /// ([`LoomOwners`]) `expired` is always true: a `Block::Forever` waiter takes the end of a
+    /// sleep slice for the end of its wait and gives up.
+    SliceExpires,
 }
 
 impl Mutation {
     /// Every mutation, for listing and parsing.
-    pub const ALL: [Mutation; 10] = [
+    pub const ALL: [Mutation; 16] = [
         Mutation::None,
         Mutation::RelaxedOrdering,
         Mutation::RelaxedStores,
@@ -72,6 +96,12 @@ impl Mutation {
         Mutation::TimeoutClearsWaiters,
         Mutation::DropStores,
         Mutation::DropZeroStores,
+        Mutation::TakeoverByStore,
+        Mutation::ForgetNotRecoverable,
+        Mutation::SaysDead,
+        Mutation::NeverDead,
+        Mutation::NoSlices,
+        Mutation::SliceExpires,
     ];
 
     /// The kebab-case name used in [`harness::MUTATION_ENV`].
@@ -87,6 +117,12 @@ impl Mutation {
             Mutation::TimeoutClearsWaiters => "timeout-clears-waiters",
             Mutation::DropStores => "drop-stores",
             Mutation::DropZeroStores => "drop-zero-stores",
+            Mutation::TakeoverByStore => "takeover-by-store",
+            Mutation::ForgetNotRecoverable => "forget-not-recoverable",
+            Mutation::SaysDead => "says-dead",
+            Mutation::NeverDead => "never-dead",
+            Mutation::NoSlices => "no-slices",
+            Mutation::SliceExpires => "slice-expires",
         }
     }
 
@@ -149,6 +185,10 @@ pub struct FutexStats {
     pub woken_in_window: u32,
     /// Calls to `wake_one` or `wake_all` (made, not skipped by [`Mutation::SkipWake`]).
     pub wakes: u32,
+    /// Calls to [`LoomWord::tick`].
+    pub ticks: u32,
+    /// Timeouts of waiters that were asleep (past their window) when a tick came.
+    pub late_timeouts: u32,
 }
 
 /// The modelled kernel side of one futex word: its wait queue and the fault budgets.
@@ -164,6 +204,11 @@ struct FutexState {
     timeouts_left: u32,
     /// Spurious returns still allowed for this word in the current execution.
     spurious_left: u32,
+    /// How many times [`LoomWord::tick`] was called: a sleeper that saw this number change
+    /// while it slept may time out (budget permitting).
+    ticks: u32,
+    /// A thread waits in [`LoomWord::wait_for_sleepers`]: queueing notifies it.
+    watched: bool,
     /// Threads that have queued on this word (see [`LoomWord::has_slept`]).
     sleepers: Vec<loom::thread::ThreadId>,
     stats: FutexStats,
@@ -219,10 +264,22 @@ impl FutexState {
 ///
 /// The budget is reserved when the window opens, so with a budget of one only one waiter at a
 /// time can time out; a waiter that was woken in its window gives the unit back.
+///
+/// # Time passing: ticks
+///
+/// [`LoomWord::tick`] says "a whole sleep slice has passed" (the models call it when a lock
+/// holder dies): it adds timeouts to the budget and wakes the condvar, and every waiter that
+/// was asleep past its window when the tick came, and waits with a deadline, times out while
+/// budget remains. Without ticks a waiter that spent its window sleeps until a wake call, so in
+/// a model without a death a lost wake-up still shows as a deadlock (in the executions where
+/// the budget was spent early); with them, a waiter asleep when the holder dies is not
+/// stranded by a budget spent before the death, just as real slices keep ending.
 pub struct LoomWord {
     value: AtomicU32,
     futex: Mutex<FutexState>,
     sleepers: Condvar,
+    /// Signalled when a waiter queues while [`LoomWord::wait_for_sleepers`] watches.
+    queue_grew: Condvar,
     mutation: Mutation,
 }
 
@@ -245,6 +302,7 @@ impl LoomWord {
                 ..FutexState::default()
             }),
             sleepers: Condvar::new(),
+            queue_grew: Condvar::new(),
             mutation: Mutation::None,
         }
     }
@@ -270,6 +328,34 @@ impl LoomWord {
     /// What the modelled futex has done so far (takes the futex mutex).
     pub fn stats(&self) -> FutexStats {
         self.futex.lock().unwrap().stats
+    }
+
+    /// A sleep slice's worth of time passes (see the type docs): `budget` more waits may time
+    /// out, including waits already asleep past their window. Called when a holder dies.
+    pub fn tick(&self, budget: u32) {
+        let mut st = self.futex.lock().unwrap();
+        st.timeouts_left += budget;
+        st.ticks += 1;
+        st.stats.ticks += 1;
+        self.sleepers.notify_all();
+        drop(st);
+    }
+
+    /// How many waiters are queued on the word right now (takes the futex mutex).
+    pub fn queued(&self) -> usize {
+        self.futex.lock().unwrap().queue.len()
+    }
+
+    /// Blocks until at least `n` waiters are queued on the word at once (test scaffolding:
+    /// "every waiter is asleep now"), without a polling loop, which would multiply the
+    /// executions loom explores.
+    pub fn wait_for_sleepers(&self, n: usize) {
+        let mut st = self.futex.lock().unwrap();
+        st.watched = true;
+        while st.queue.len() < n {
+            st = self.queue_grew.wait(st).unwrap();
+        }
+        st.watched = false;
     }
 
     /// Whether the calling loom thread has ever queued (slept) on this word.
@@ -325,6 +411,11 @@ impl LoomWord {
             st.stats.spurious += 1;
             return WaitOutcome::Woken;
         }
+        self.timed_out(&mut st)
+    }
+
+    /// Bookkeeping of a wait that times out, already dequeued and its budget unit spent.
+    fn timed_out(&self, st: &mut FutexState) -> WaitOutcome {
         st.stats.timeouts += 1;
         if !st.queue.is_empty() {
             st.stats.timeouts_with_others_queued += 1;
@@ -368,9 +459,16 @@ impl Word for LoomWord {
         failure: Ordering,
     ) -> Result<u32, u32> {
         let acquiring = current & TOKEN_MASK == 0 && new & TOKEN_MASK != 0;
+        let taking_over = current & TOKEN_MASK != 0 && new & TOKEN_MASK != 0 && new & POISONED != 0;
         let new = match self.mutation {
             Mutation::DropEveryWaitersMark => new & !WAITERS,
             Mutation::DropWaitersMark if acquiring => new & !WAITERS,
+            Mutation::ForgetNotRecoverable if new == NOT_RECOVERABLE => 0,
+            Mutation::TakeoverByStore if taking_over => {
+                // The plain store: whatever the word holds now is overwritten.
+                let old = self.value.swap(new, self.mutation.order(success));
+                return Ok(old);
+            }
             _ => new,
         };
         self.value.compare_exchange(
@@ -407,6 +505,9 @@ impl Word for LoomWord {
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push_back(ticket);
+        if st.watched {
+            self.queue_grew.notify_all();
+        }
         st.stats.sleeps += 1;
         st.stats.max_queued = st.stats.max_queued.max(st.queue.len() as u32);
         let me = loom::thread::current().id();
@@ -422,10 +523,18 @@ impl Word for LoomWord {
             st.spurious_left -= 1;
             return self.wait_window(st, ticket, false);
         }
+        let ticks_when_asleep = st.ticks;
         loop {
             st = self.sleepers.wait(st).unwrap();
             if st.take_woken(ticket) {
                 return WaitOutcome::Woken;
+            }
+            if deadline.is_some() && st.ticks != ticks_when_asleep && st.timeouts_left > 0 {
+                // A slice passed while we slept (see `tick`): our timer fires.
+                st.timeouts_left -= 1;
+                st.stats.late_timeouts += 1;
+                st.dequeue(ticket);
+                return self.timed_out(&mut st);
             }
         }
     }
@@ -440,5 +549,94 @@ impl Word for LoomWord {
 
     fn spin_hint(&self) {
         loom::thread::yield_now();
+    }
+}
+
+/// Tokens `0..MAX_TOKENS` can be declared dead in a [`LoomOwners`].
+pub const MAX_TOKENS: usize = 8;
+
+/// An [`Owners`] for loom: a fixed set of per-token "dead" flags, and sleep slices whose end is
+/// decided by the word's timeout budget.
+///
+/// - `is_alive(t)` is `!dead[t]` (a loom `AtomicBool`, Acquire). [`LoomOwners::die`] sets the
+///   flag with Release: in production the kernel drops a dead process's lease and a waiter
+///   learns it through a system call, and that order holds too (everything the dead holder
+///   wrote before dying is visible to the thread that learns of its death).
+/// - `slice_end(deadline)` is always `Some(..)`: every wait can end with a slice end when the
+///   [`LoomWord`]'s timeout budget allows it. The instant itself is ignored by the word.
+/// - `expired(deadline)` is `deadline.is_some()`: a modelled timeout ends a `Block::Until`
+///   wait (its deadline passed), while a `Block::Forever` waiter treats it as a slice end and
+///   looks at the holder again.
+///
+/// Create it inside the loom model closure (it holds loom objects).
+pub struct LoomOwners {
+    dead: [AtomicBool; MAX_TOKENS],
+    slice: Instant,
+    mutation: Mutation,
+}
+
+impl fmt::Debug for LoomOwners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoomOwners")
+            .field("mutation", &self.mutation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LoomOwners {
+    fn default() -> Self {
+        LoomOwners::new()
+    }
+}
+
+impl LoomOwners {
+    /// Every token alive, no mutation.
+    pub fn new() -> LoomOwners {
+        LoomOwners {
+            dead: std::array::from_fn(|_| AtomicBool::new(false)),
+            // Any instant will do: the word ignores the value of a deadline.
+            slice: Instant::now(),
+            mutation: Mutation::None,
+        }
+    }
+
+    /// Makes the oracle carry `mutation` (only [`Mutation::SaysDead`], [`Mutation::NeverDead`],
+    /// [`Mutation::NoSlices`] and [`Mutation::SliceExpires`] change anything).
+    pub fn mutation(mut self, mutation: Mutation) -> LoomOwners {
+        self.mutation = mutation;
+        self
+    }
+
+    /// Declares the holder with `token` dead (Release). The caller stops using every lock
+    /// afterwards: it models a process that was killed.
+    pub fn die(&self, token: u32) {
+        self.dead[Self::index(token)].store(true, Release);
+    }
+
+    fn index(token: u32) -> usize {
+        let i = token as usize;
+        assert!(i < MAX_TOKENS, "token {token} is outside the modelled set");
+        i
+    }
+}
+
+impl Owners for LoomOwners {
+    fn is_alive(&self, token: u32) -> bool {
+        match self.mutation {
+            Mutation::SaysDead => false,
+            Mutation::NeverDead => true,
+            _ => !self.dead[Self::index(token)].load(Acquire),
+        }
+    }
+
+    fn slice_end(&self, deadline: Option<Instant>) -> Option<Instant> {
+        if self.mutation == Mutation::NoSlices {
+            return deadline;
+        }
+        Some(deadline.map_or(self.slice, |d| d.min(self.slice)))
+    }
+
+    fn expired(&self, deadline: Option<Instant>) -> bool {
+        self.mutation == Mutation::SliceExpires || deadline.is_some()
     }
 }

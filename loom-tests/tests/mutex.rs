@@ -1,6 +1,10 @@
 //! loom models of `shmsync::protocol::mutex`: mutual exclusion, no lost wake-up, `Block::Try`
 //! never sleeps, and a timed acquire that gives up without stranding the other sleepers.
 //!
+//! Holders never die here (see `owner_death.rs`), but every wait sleeps in slices
+//! ([`LoomOwners`]): a waiter's slice may end (one timeout per word and execution) while the
+//! holder is alive, and the waiter must look at the holder, find it alive and sleep again.
+//!
 //! Each model has a `child_*` twin that runs it with the faults named in
 //! `SHMSYNC_LOOM_MUTATION` (and passes at once without it), and `caught_*` tests that run that
 //! twin in a child process with a mutation and assert that loom caught it.
@@ -8,10 +12,10 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use shmsync::protocol::Block;
-use shmsync::protocol::mutex::{self, NotLocked, UNLOCKED};
+use shmsync::protocol::mutex::{self, NotLocked, Outcome, UNLOCKED};
 use shmsync::word::Word;
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
-use shmsync_loom_tests::{LoomWord, Mutation};
+use shmsync_loom_tests::{LoomOwners, LoomWord, Mutation};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -19,9 +23,10 @@ use std::time::{Duration, Instant};
 /// Preemptions explored per execution.
 const PREEMPTIONS: usize = 3;
 
-/// A lock word and the data it protects.
+/// A lock word, the data it protects, and the (all alive) holders.
 struct Locked {
     word: LoomWord,
+    owners: LoomOwners,
     counter: UnsafeCell<u32>,
 }
 
@@ -29,8 +34,13 @@ impl Locked {
     fn new(word: LoomWord) -> Arc<Locked> {
         Arc::new(Locked {
             word,
+            owners: LoomOwners::new(),
             counter: UnsafeCell::new(0),
         })
+    }
+
+    fn lock(&self, token: u32, block: Block) -> Outcome {
+        mutex::lock(&self.word, token, block, &self.owners)
     }
 
     /// The critical section of `token`: the word must name us, and the counter must not race.
@@ -57,9 +67,9 @@ impl Locked {
     }
 
     fn lock_increment_unlock(&self, token: u32) {
-        assert!(mutex::lock(&self.word, token, Block::Forever));
+        assert_eq!(self.lock(token, Block::Forever), Outcome::Acquired);
         self.critical(token);
-        assert_eq!(mutex::unlock(&self.word), Ok(()));
+        assert_eq!(mutex::unlock(&self.word, token), Ok(()));
     }
 }
 
@@ -67,9 +77,13 @@ impl Locked {
 // Mutual exclusion
 
 /// `threads` threads (the main one included) each lock with `Block::Forever`, increment the
-/// counter, unlock. The total is exact, the word ends unlocked, nobody deadlocks.
-fn exclusion(threads: u32, faults: &Faults) {
+/// counter, unlock. The total is exact, the word ends unlocked, nobody deadlocks. Returns in
+/// how many executions a sleep slice ended while the holder was alive (the waiter looked at
+/// the holder, found it alive, and went back to sleep or took the freed lock).
+fn exclusion(threads: u32, faults: &Faults) -> usize {
     let m = faults.on("lock");
+    let slice_ends = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = slice_ends.clone();
     harness::check(PREEMPTIONS, move || {
         let s = Locked::new(LoomWord::new(UNLOCKED).mutation(m));
         let handles: Vec<_> = (2..=threads)
@@ -84,17 +98,27 @@ fn exclusion(threads: u32, faults: &Faults) {
         }
         assert_eq!(s.total(), threads);
         assert_eq!(s.word.get(), UNLOCKED);
+        if s.word.stats().timeouts > 0 {
+            counted.fetch_add(1, Relaxed);
+        }
     });
+    slice_ends.load(Relaxed)
 }
 
 #[test]
 fn exclusion_2_threads() {
-    exclusion(2, &Faults::none());
+    assert!(
+        exclusion(2, &Faults::none()) > 0,
+        "no sleep slice ever ended"
+    );
 }
 
 #[test]
 fn exclusion_3_threads() {
-    exclusion(3, &Faults::none());
+    assert!(
+        exclusion(3, &Faults::none()) > 0,
+        "no sleep slice ever ended"
+    );
 }
 
 #[test]
@@ -179,7 +203,7 @@ fn no_lost_wakeup(faults: &Faults) {
     let m = faults.on("lock");
     harness::check(PREEMPTIONS, move || {
         let s = Locked::new(LoomWord::new(UNLOCKED).spurious(1).mutation(m));
-        assert!(mutex::lock(&s.word, 1, Block::Forever));
+        assert_eq!(s.lock(1, Block::Forever), Outcome::Acquired);
         let handles: Vec<_> = [2, 3]
             .into_iter()
             .map(|token| {
@@ -191,7 +215,7 @@ fn no_lost_wakeup(faults: &Faults) {
             })
             .collect();
         s.critical(1);
-        assert_eq!(mutex::unlock(&s.word), Ok(()));
+        assert_eq!(mutex::unlock(&s.word, 1), Ok(()));
         for h in handles {
             h.join().unwrap();
         }
@@ -244,32 +268,39 @@ fn caught_drop_waiters_mark_by_no_lost_wakeup() {
 // ---------------------------------------------------------------------------------------------
 // Block::Try never sleeps
 
-/// The main thread holds the lock; thread B tries with `lock(.., Block::Try)` and `try_lock`,
-/// both of which must fail without sleeping; then the main thread releases and B takes the lock
-/// by retrying `try_lock` (never sleeping either) and increments the counter the main thread
-/// incremented. A third thread contends with `Block::Forever` throughout, so B's failed tries
-/// happen next to a real sleeper whose mark they must not disturb.
+/// The main thread holds the lock; thread B tries twice with `lock(.., Block::Try)`, which must
+/// be `Busy` without sleeping (a single try asks the oracle about the live holder); then the
+/// main thread releases and B takes the lock by retrying `Block::Try` (never sleeping either)
+/// and increments the counter the main thread incremented. A third thread contends with `Block::Forever` throughout, so B's failed tries
+/// happen next to a real sleeper whose mark they must not disturb. The sleeper's slices never
+/// end here (a slice end with a live holder triples the search; the other models explore it).
 fn try_never_blocks(faults: &Faults) {
     let m = faults.on("lock");
     harness::check(PREEMPTIONS, move || {
-        let s = Locked::new(LoomWord::new(UNLOCKED).mutation(m));
+        let s = Locked::new(LoomWord::new(UNLOCKED).timeouts(0).mutation(m));
         let tried = Arc::new(Signal::new());
-        assert!(mutex::lock(&s.word, 1, Block::Forever));
+        assert_eq!(s.lock(1, Block::Forever), Outcome::Acquired);
 
         let b = {
             let (s, tried) = (s.clone(), tried.clone());
             loom::thread::spawn(move || {
-                assert!(
-                    !mutex::lock(&s.word, 2, Block::Try),
-                    "Block::Try took a held lock"
-                );
-                assert!(!mutex::try_lock(&s.word, 2), "try_lock took a held lock");
-                tried.set();
-                while !mutex::try_lock(&s.word, 2) {
-                    loom::thread::yield_now();
+                for _ in 0..2 {
+                    assert_eq!(
+                        s.lock(2, Block::Try),
+                        Outcome::Busy,
+                        "Block::Try took a held lock"
+                    );
                 }
+                tried.set();
+                let got = loop {
+                    match s.lock(2, Block::Try) {
+                        Outcome::Busy => loom::thread::yield_now(),
+                        got => break got,
+                    }
+                };
+                assert_eq!(got, Outcome::Acquired);
                 s.critical(2);
-                assert_eq!(mutex::unlock(&s.word), Ok(()));
+                assert_eq!(mutex::unlock(&s.word, 2), Ok(()));
                 assert!(!s.word.has_slept(), "a Block::Try acquire slept");
             })
         };
@@ -280,12 +311,12 @@ fn try_never_blocks(faults: &Faults) {
 
         s.critical(1);
         tried.wait();
-        assert_eq!(mutex::unlock(&s.word), Ok(()));
+        assert_eq!(mutex::unlock(&s.word, 1), Ok(()));
         b.join().unwrap();
         c.join().unwrap();
         assert_eq!(s.total(), 3);
         assert_eq!(s.word.get(), UNLOCKED);
-        assert_eq!(mutex::unlock(&s.word), Err(NotLocked));
+        assert_eq!(mutex::unlock(&s.word, 1), Err(NotLocked));
     });
 }
 
@@ -321,7 +352,9 @@ static WOKEN_BEFORE_TIMEOUT: AtomicUsize = AtomicUsize::new(0);
 
 /// The main thread (A) holds the lock; B and C acquire with `Block::Until(..)`, and one wait on
 /// the word may time out per execution. A releases. Whoever did not give up must still be
-/// woken and finish; the counter counts exactly the acquisitions; the word ends unlocked.
+/// woken and finish; a waiter gives up (`Busy`) only after a timeout of its own (a timed-out
+/// waiter that finds the lock free on its last look takes it); the counter counts exactly the
+/// acquisitions; the word ends unlocked.
 fn timed_give_up(timeouts: u32, spurious: u32, faults: &Faults) {
     let m = faults.on("lock");
     harness::check(PREEMPTIONS, move || {
@@ -331,34 +364,34 @@ fn timed_give_up(timeouts: u32, spurious: u32, faults: &Faults) {
                 .spurious(spurious)
                 .mutation(m),
         );
-        assert!(mutex::lock(&s.word, 1, Block::Forever));
+        assert_eq!(s.lock(1, Block::Forever), Outcome::Acquired);
         // loom has no time: the word's timeout budget decides whether a wait times out.
         let deadline = Instant::now() + Duration::from_secs(1);
         let handles: Vec<_> = [2, 3]
             .into_iter()
             .map(|token| {
                 let s = s.clone();
-                loom::thread::spawn(move || {
-                    if !mutex::lock(&s.word, token, Block::Until(deadline)) {
-                        return false;
+                loom::thread::spawn(move || match s.lock(token, Block::Until(deadline)) {
+                    Outcome::Busy => false,
+                    Outcome::Acquired => {
+                        s.critical(token);
+                        assert_eq!(mutex::unlock(&s.word, token), Ok(()));
+                        true
                     }
-                    s.critical(token);
-                    assert_eq!(mutex::unlock(&s.word), Ok(()));
-                    true
+                    other => panic!("a timed acquire of a live holder's lock: {other:?}"),
                 })
             })
             .collect();
         s.critical(1);
-        assert_eq!(mutex::unlock(&s.word), Ok(()));
+        assert_eq!(mutex::unlock(&s.word, 1), Ok(()));
         let acquired = handles
             .into_iter()
             .map(|h| h.join().unwrap())
             .filter(|&got| got)
             .count() as u32;
         let stats = s.word.stats();
-        assert_eq!(
-            2 - acquired,
-            stats.timeouts,
+        assert!(
+            2 - acquired <= stats.timeouts,
             "a timed acquire gave up without a timeout"
         );
         assert!(stats.timeouts <= timeouts);

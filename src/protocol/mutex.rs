@@ -189,6 +189,9 @@ fn lock_contended<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners
                 match word.compare_exchange(state, new, Acquire, Relaxed) {
                     Ok(_) => return Outcome::OwnerDied,
                     Err(s) => {
+                        // Still the dead holder (only a flag changed, say a new waiter's
+                        // mark): judge again rather than report a dead holder's lock `Busy`.
+                        check_holder = holder(s) == holder(state);
                         state = s;
                         continue;
                     }
