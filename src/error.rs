@@ -86,6 +86,13 @@ pub enum Error {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// The element type cannot live in a region.
+    UnsupportedType {
+        /// The type.
+        type_name: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// An object exists under this name with another kind, element type or length.
     Mismatch {
         /// The object's name.
@@ -208,6 +215,9 @@ impl fmt::Display for Error {
             }
             Error::InvalidName { name, reason } => {
                 write!(f, "invalid object name {name:?}: {reason}")
+            }
+            Error::UnsupportedType { type_name, reason } => {
+                write!(f, "{type_name} cannot be stored in a region: {reason}")
             }
             Error::Mismatch {
                 name,

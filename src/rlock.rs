@@ -17,7 +17,7 @@ use std::time::Duration;
 const LOCK: usize = 0;
 const OWNER_TID: usize = 4;
 const COUNT: usize = 8;
-const OWNER_PID: usize = 12;
+// Bytes 12..16 are reserved (zero).
 
 /// A re-entrant lock shared between processes: Python's `multiprocessing.RLock`.
 ///
@@ -85,15 +85,10 @@ impl RLock {
 
     /// Enters as the calling thread; returns the outcome and the token used.
     fn enter(&self, block: Block) -> (Outcome, u32) {
-        let (pid, tid) = sys::ids();
+        let (_, tid) = sys::ids();
         let token = self.region.token();
         match self.words().acquire(tid, token, block, &*self.region) {
-            Ok(outcome) => {
-                if outcome.acquired() && self.words().count() == 1 {
-                    self.at(OWNER_PID).store(pid, Relaxed);
-                }
-                (outcome, token)
-            }
+            Ok(outcome) => (outcome, token),
             // An acquire without a deadline panics, as std's ReentrantLock does; the others
             // report the lock as unavailable, so that they never panic, even on a count word
             // damaged by another process.
@@ -107,11 +102,7 @@ impl RLock {
     /// Leaves once as the calling thread of the process with `token`.
     fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
-        let words = self.words();
-        if words.owner() == Some(tid) && words.count() == 1 {
-            self.at(OWNER_PID).store(0, Relaxed);
-        }
-        words.release(tid, token).map_err(|e| match e {
+        self.words().release(tid, token).map_err(|e| match e {
             RError::NotOwner => Error::NotOwner,
             RError::NotLocked | RError::CountOverflow => Error::NotLocked,
         })
@@ -229,13 +220,33 @@ impl RLock {
         mutex::is_not_recoverable(self.at(LOCK).load(Relaxed))
     }
 
-    /// The owning process and thread, if any (a snapshot, right from any process).
+    /// The owning process and thread, if any (a consistent snapshot, right from any process).
+    ///
+    /// The process comes from the token in the lock word (through the region's process table),
+    /// the thread from the owner word; the lock word is read before and after the owner word,
+    /// so the two always belong to one hold. `None` also when the owner's process cannot be
+    /// named (it did not register, or it died and its slot was reused).
     pub fn owner(&self) -> Option<Owner> {
-        let tid = self.words().owner()?;
-        Some(Owner {
-            pid: self.at(OWNER_PID).load(Relaxed),
-            tid,
-        })
+        // Bounded: an owner that died between taking the lock word and writing its thread id
+        // leaves a hold with no thread; after this many looks it is reported as no owner.
+        for _ in 0..1000 {
+            let before = mutex::holder(self.at(LOCK).load(Relaxed));
+            if before == 0 {
+                return None;
+            }
+            let tid = self.at(OWNER_TID).load(Relaxed);
+            let after = mutex::holder(self.at(LOCK).load(Relaxed));
+            if before == after && tid != 0 {
+                let pid = self.region.pid_of(before)?;
+                return Some(Owner { pid, tid });
+            }
+            if after == 0 {
+                return None;
+            }
+            // The lock changed hands (or is being entered) while we looked: look again.
+            std::hint::spin_loop();
+        }
+        None
     }
 
     /// Whether the calling thread owns the lock.

@@ -186,6 +186,10 @@ pub struct ObjectInfo {
     pub bytes: usize,
 }
 
+/// The largest element alignment: a mapping's address is only page-aligned, so an offset
+/// aligned to more within the file would not give an aligned address.
+const MAX_ALIGN: usize = 4096;
+
 /// How long creating an object waits for the region's allocation lock.
 const ALLOC_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -299,7 +303,7 @@ impl Inner {
         }
         let elem_size = u32_field(entry::ELEM_SIZE);
         let elem_align = u32_field(entry::ELEM_ALIGN);
-        if !elem_align.is_power_of_two() {
+        if !elem_align.is_power_of_two() || elem_align > MAX_ALIGN {
             return Err(bad(format!("element alignment {elem_align}")));
         }
         let to_usize = |v: u64, what: &str| {
@@ -443,6 +447,13 @@ impl Inner {
 
     fn find_or_insert(&self, name: &str, spec: &Spec, init: impl FnOnce(*mut u8)) -> Result<usize> {
         check_name(name)?;
+        if spec.elem_align > MAX_ALIGN {
+            return Err(Error::UnsupportedType {
+                type_name: spec.type_name.to_string(),
+                reason: "alignments above 4096 bytes (the page size) are not supported: the \
+                         mapping itself is only page-aligned",
+            });
+        }
         let bytes = spec.bytes().ok_or_else(|| Error::OutOfSpace {
             requested: u64::MAX,
             available: self.size.saturating_sub(self.heap_offset) as u64,
