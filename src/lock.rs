@@ -4,11 +4,37 @@ use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
 use crate::protocol::Block;
 use crate::protocol::mutex::{self, Outcome};
 use crate::region::{Inner, Kind, Region, Spec};
+use crate::sys;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
+
+/// What a guard needs to end its hold: the token it was taken with, and the fork generation
+/// it was taken in (a forked child's copy of the guard must leave the parent's lock alone).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hold {
+    pub(crate) token: u32,
+    generation: u32,
+}
+
+impl Hold {
+    /// A hold taken now, with `token`.
+    #[inline]
+    pub(crate) fn new(token: u32) -> Hold {
+        Hold {
+            token,
+            generation: sys::fork_generation(),
+        }
+    }
+
+    /// Whether the hold belongs to this process (it was not inherited through a fork).
+    #[inline]
+    pub(crate) fn is_ours(self) -> bool {
+        sys::fork_generation() == self.generation
+    }
+}
 
 /// A lock word in a region, kept alive by a reference to the mapping. Shared by [`Lock`],
 /// [`DataLock`] and the locked [`Value`](crate::Value) and [`Array`](crate::Array).
@@ -45,11 +71,14 @@ impl RawLock {
         unsafe { self.word.as_ref() }
     }
 
-    /// Acquires with this process's token; returns the outcome and the token.
+    /// Acquires with this process's token; returns the outcome and the hold to release.
     #[inline]
-    pub(crate) fn acquire(&self, block: Block) -> (Outcome, u32) {
-        let token = self.region.token();
-        (mutex::lock(self.word(), token, block, &*self.region), token)
+    pub(crate) fn acquire(&self, block: Block) -> (Outcome, Hold) {
+        let hold = Hold::new(self.region.token());
+        (
+            mutex::lock(self.word(), hold.token, block, &*self.region),
+            hold,
+        )
     }
 
     /// Releases, whoever holds the lock (Python's `Lock.release()`).
@@ -58,12 +87,12 @@ impl RawLock {
         mutex::unlock(self.word(), self.region.token()).map_err(|mutex::NotLocked| Error::NotLocked)
     }
 
-    /// Releases a hold taken with `token`, unless this is a forked child of the process that
-    /// took it: the child's copy of a guard must not free its parent's lock.
+    /// Releases `hold`, unless this is a forked child of the process that took it: the child's
+    /// copy of a guard must not free its parent's lock.
     #[inline]
-    pub(crate) fn release_guard(&self, token: u32) {
-        if self.region.current_token() == Some(token) {
-            let _ = mutex::unlock_own(self.word(), token);
+    pub(crate) fn release_guard(&self, hold: Hold) {
+        if hold.is_ours() {
+            let _ = mutex::unlock_own(self.word(), hold.token);
         }
     }
 
@@ -85,10 +114,10 @@ impl RawLock {
 
     /// `lock()` for every handle: blocks, then wraps the guard the way every lock reports.
     #[inline]
-    pub(crate) fn lock_with<G>(&self, guard: impl FnOnce(u32) -> G) -> Result<G, LockError<G>> {
+    pub(crate) fn lock_with<G>(&self, guard: impl FnOnce(Hold) -> G) -> Result<G, LockError<G>> {
         match self.acquire(Block::Forever) {
-            (Outcome::Acquired, token) => Ok(guard(token)),
-            (Outcome::OwnerDied, token) => Err(LockError::OwnerDied(OwnerDied::new(guard(token)))),
+            (Outcome::Acquired, hold) => Ok(guard(hold)),
+            (Outcome::OwnerDied, hold) => Err(LockError::OwnerDied(OwnerDied::new(guard(hold)))),
             // A wait without a deadline never ends `Busy`.
             (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
         }
@@ -99,13 +128,11 @@ impl RawLock {
     pub(crate) fn try_lock_with<G>(
         &self,
         block: Block,
-        guard: impl FnOnce(u32) -> G,
+        guard: impl FnOnce(Hold) -> G,
     ) -> Result<G, TryLockError<G>> {
         match self.acquire(block) {
-            (Outcome::Acquired, token) => Ok(guard(token)),
-            (Outcome::OwnerDied, token) => {
-                Err(TryLockError::OwnerDied(OwnerDied::new(guard(token))))
-            }
+            (Outcome::Acquired, hold) => Ok(guard(hold)),
+            (Outcome::OwnerDied, hold) => Err(TryLockError::OwnerDied(OwnerDied::new(guard(hold)))),
             (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
             (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
         }
@@ -283,7 +310,7 @@ impl DataLock {
     /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
     /// dropped. [`LockError::NotRecoverable`] if that already happened.
     pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.raw.lock_with(|token| LockGuard::new(&self.raw, token))
+        self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
     }
 
     /// Tries once to acquire the lock.
@@ -293,7 +320,7 @@ impl DataLock {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
         self.raw
-            .try_lock_with(Block::Try, |token| LockGuard::new(&self.raw, token))
+            .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))
     }
 
     /// Tries to acquire the lock until `timeout` has passed.
@@ -305,8 +332,8 @@ impl DataLock {
         &self,
         timeout: Duration,
     ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw.try_lock_with(Block::after(timeout), |token| {
-            LockGuard::new(&self.raw, token)
+        self.raw.try_lock_with(Block::after(timeout), |hold| {
+            LockGuard::new(&self.raw, hold)
         })
     }
 
@@ -332,12 +359,12 @@ impl fmt::Debug for DataLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a RawLock,
-    token: u32,
+    hold: Hold,
 }
 
 impl<'a> LockGuard<'a> {
-    fn new(lock: &'a RawLock, token: u32) -> Self {
-        LockGuard { lock, token }
+    fn new(lock: &'a RawLock, hold: Hold) -> Self {
+        LockGuard { lock, hold }
     }
 
     /// Declares the state protected by a lock taken over from a dead holder repaired (see
@@ -359,7 +386,7 @@ impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // A plain `Lock` can be released by a non-holder; if that happened, the word is free or
         // held by someone else now, and the guard leaves it alone.
-        self.lock.release_guard(self.token);
+        self.lock.release_guard(self.hold);
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
 
 use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
+use crate::lock::Hold;
 use crate::protocol::Block;
 use crate::protocol::mutex::{self, Outcome};
 use crate::protocol::rmutex::{RError, RMutex};
@@ -17,7 +18,7 @@ use std::time::Duration;
 const LOCK: usize = 0;
 const OWNER_TID: usize = 4;
 const COUNT: usize = 8;
-// Bytes 12..16 are reserved (zero).
+const OWNER_TOKEN: usize = 12;
 
 /// A re-entrant lock shared between processes: Python's `multiprocessing.RLock`.
 ///
@@ -80,22 +81,24 @@ impl RLock {
             lock: self.at(LOCK),
             owner: self.at(OWNER_TID),
             count: self.at(COUNT),
+            owner_token: self.at(OWNER_TOKEN),
         }
     }
 
-    /// Enters as the calling thread; returns the outcome and the token used.
-    fn enter(&self, block: Block) -> (Outcome, u32) {
+    /// Enters as the calling thread; returns the outcome and the hold (token and fork
+    /// generation) it was taken with.
+    fn enter(&self, block: Block) -> (Outcome, Hold) {
         let (_, tid) = sys::ids();
-        let token = self.region.token();
+        let hold = Hold::new(self.region.token());
+        let token = hold.token;
         match self.words().acquire(tid, token, block, &*self.region) {
-            Ok(outcome) => (outcome, token),
-            // An acquire without a deadline panics, as std's ReentrantLock does; the others
-            // report the lock as unavailable, so that they never panic, even on a count word
-            // damaged by another process.
-            Err(_) if block == Block::Forever => {
-                panic!("RLock acquired more than u32::MAX times by one thread")
-            }
-            Err(_) => (Outcome::Busy, token),
+            Ok(outcome) => (outcome, hold),
+            // The count cannot go past u32::MAX (in practice only a count word damaged by
+            // another process gets there): the lock cannot be entered again, which a bounded
+            // acquire reports as busy and an unbounded one as unrecoverable (never a panic, and
+            // never a wait that cannot end).
+            Err(_) if block == Block::Forever => (Outcome::NotRecoverable, hold),
+            Err(_) => (Outcome::Busy, hold),
         }
     }
 
@@ -111,10 +114,7 @@ impl RLock {
     /// Acquires the lock, Python style (see [`Lock::acquire`](crate::Lock::acquire) for
     /// `block` and `timeout`). Returns at once with `true` if this thread already owns it.
     ///
-    /// # Panics
-    ///
-    /// If this thread already holds the lock `u32::MAX` times and waits without a timeout (with
-    /// `block == false` or a timeout, `false` is returned instead).
+    /// Returns `false` if this thread already holds the lock `u32::MAX` times.
     ///
     /// A lock taken over from a dead owner returns `true` and stays poisoned until
     /// [`mark_consistent`](RLock::mark_consistent); an unrecoverable lock returns `false`.
@@ -159,15 +159,13 @@ impl RLock {
     /// [`LockError::OwnerDied`] if the previous owner died holding the lock (see there);
     /// [`LockError::NotRecoverable`] if such a lock was released without being marked
     /// consistent.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire`](RLock::acquire).
+    /// [`LockError::NotRecoverable`] also if this thread already holds the lock `u32::MAX`
+    /// times.
     pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
         match self.enter(Block::Forever) {
-            (Outcome::Acquired, token) => Ok(RLockGuard::new(self, token)),
-            (Outcome::OwnerDied, token) => Err(LockError::OwnerDied(OwnerDied::new(
-                RLockGuard::new(self, token),
+            (Outcome::Acquired, hold) => Ok(RLockGuard::new(self, hold)),
+            (Outcome::OwnerDied, hold) => Err(LockError::OwnerDied(OwnerDied::new(
+                RLockGuard::new(self, hold),
             ))),
             (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
         }
@@ -196,9 +194,9 @@ impl RLock {
 
     fn try_with(&self, block: Block) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
         match self.enter(block) {
-            (Outcome::Acquired, token) => Ok(RLockGuard::new(self, token)),
-            (Outcome::OwnerDied, token) => Err(TryLockError::OwnerDied(OwnerDied::new(
-                RLockGuard::new(self, token),
+            (Outcome::Acquired, hold) => Ok(RLockGuard::new(self, hold)),
+            (Outcome::OwnerDied, hold) => Err(TryLockError::OwnerDied(OwnerDied::new(
+                RLockGuard::new(self, hold),
             ))),
             (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
             (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
@@ -275,15 +273,15 @@ impl fmt::Debug for RLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,
-    token: u32,
+    hold: Hold,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> RLockGuard<'a> {
-    fn new(lock: &'a RLock, token: u32) -> Self {
+    fn new(lock: &'a RLock, hold: Hold) -> Self {
         RLockGuard {
             lock,
-            token,
+            hold,
             _not_send: PhantomData,
         }
     }
@@ -300,10 +298,10 @@ unsafe impl Sync for RLockGuard<'_> {}
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        // In a child forked while the guard was held, the token is no longer ours: the
+        // In a child forked while the guard was held, the hold is not ours: the
         // parent's hold is not the child's to release.
-        if self.lock.region.current_token() == Some(self.token) {
-            let _ = self.lock.exit(self.token);
+        if self.hold.is_ours() {
+            let _ = self.lock.exit(self.hold.token);
         }
     }
 }
@@ -329,7 +327,9 @@ impl Region {
                 unsafe { AtomicU32::from_ptr(ptr.add(4 * i).cast()) }.store(0, Relaxed);
             }
         })?;
-        let base = NonNull::from(self.inner.u32_at(offset));
+        // From the raw mapping pointer, not from a `&AtomicU32` (whose provenance would cover
+        // only the first of the four words).
+        let base = NonNull::new(self.inner.ptr(offset).cast()).expect("mapped");
         Ok(RLock {
             region: self.inner.clone(),
             base,

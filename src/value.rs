@@ -3,7 +3,7 @@
 
 use crate::error::{Error, LockError, Result, TryLockError};
 use crate::int::AtomicInt;
-use crate::lock::{DataLock, LockGuard, RawLock, lock_queries};
+use crate::lock::{DataLock, Hold, LockGuard, RawLock, lock_queries};
 use crate::protocol::Block;
 use crate::region::{Kind, Region, Spec};
 use bytemuck::Pod;
@@ -71,8 +71,7 @@ impl<T: Pod> Value<T> {
     /// inside; repair the value and call [`ValueGuard::mark_consistent`], or the lock becomes
     /// unrecoverable when the guard is dropped. [`LockError::NotRecoverable`] after that.
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.lock
-            .lock_with(|token| ValueGuard { value: self, token })
+        self.lock.lock_with(|hold| ValueGuard { value: self, hold })
     }
 
     /// Tries once to acquire the value's lock.
@@ -82,7 +81,7 @@ impl<T: Pod> Value<T> {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::Try, |token| ValueGuard { value: self, token })
+            .try_lock_with(Block::Try, |hold| ValueGuard { value: self, hold })
     }
 
     /// Tries to acquire the value's lock until `timeout` has passed.
@@ -95,9 +94,9 @@ impl<T: Pod> Value<T> {
         timeout: Duration,
     ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::after(timeout), |token| ValueGuard {
+            .try_lock_with(Block::after(timeout), |hold| ValueGuard {
                 value: self,
-                token,
+                hold,
             })
     }
 
@@ -166,6 +165,9 @@ impl<T: Pod> Value<T> {
     lock_queries!();
 }
 
+/// The integer operations take the lock for one operation each. If the previous holder died
+/// holding it, they return [`Error::OwnerDied`] and, since they cannot repair the value, leave
+/// the lock unrecoverable (as [`Value::load`] does); use [`Value::lock`] to recover instead.
 impl<T: Pod + AtomicInt> Value<T> {
     /// Adds `delta` (wrapping) under the lock; returns the previous value.
     ///
@@ -231,7 +233,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod> {
     value: &'a Value<T>,
-    token: u32,
+    hold: Hold,
 }
 
 impl<T: Pod> ValueGuard<'_, T> {
@@ -262,7 +264,7 @@ impl<T: Pod> DerefMut for ValueGuard<'_, T> {
 impl<T: Pod> Drop for ValueGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.value.lock.release_guard(self.token);
+        self.value.lock.release_guard(self.hold);
     }
 }
 
@@ -326,8 +328,7 @@ impl<T: Pod> Array<T> {
     ///
     /// As [`Value::lock`], with [`ArrayGuard::mark_consistent`].
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.lock
-            .lock_with(|token| ArrayGuard { array: self, token })
+        self.lock.lock_with(|hold| ArrayGuard { array: self, hold })
     }
 
     /// Tries once to acquire the array's lock.
@@ -337,7 +338,7 @@ impl<T: Pod> Array<T> {
     /// [`TryLockError::WouldBlock`] if it is held.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::Try, |token| ArrayGuard { array: self, token })
+            .try_lock_with(Block::Try, |hold| ArrayGuard { array: self, hold })
     }
 
     /// Tries to acquire the array's lock until `timeout` has passed.
@@ -350,13 +351,15 @@ impl<T: Pod> Array<T> {
         timeout: Duration,
     ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
         self.lock
-            .try_lock_with(Block::after(timeout), |token| ArrayGuard {
+            .try_lock_with(Block::after(timeout), |hold| ArrayGuard {
                 array: self,
-                token,
+                hold,
             })
     }
 
-    /// Element `index`, read under the lock.
+    /// Element `index`, read under the lock. (Like every one-operation method of `Array`, it
+    /// returns [`Error::OwnerDied`] after a holder died and leaves the lock unrecoverable; use
+    /// [`lock`](Array::lock) to recover.)
     ///
     /// # Errors
     ///
@@ -452,7 +455,7 @@ impl<T: Pod> fmt::Debug for Array<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: Pod> {
     array: &'a Array<T>,
-    token: u32,
+    hold: Hold,
 }
 
 impl<T: Pod> ArrayGuard<'_, T> {
@@ -483,7 +486,7 @@ impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
 impl<T: Pod> Drop for ArrayGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.array.lock.release_guard(self.token);
+        self.array.lock.release_guard(self.hold);
     }
 }
 

@@ -661,6 +661,7 @@ struct RShared {
     lock: LoomWord,
     owner: LoomWord,
     count: LoomWord,
+    owner_token: LoomWord,
     owners: LoomOwners,
     counter: UnsafeCell<u32>,
     owner_died: AtomicU32,
@@ -672,6 +673,7 @@ impl RShared {
             lock: &self.lock,
             owner: &self.owner,
             count: &self.count,
+            owner_token: &self.owner_token,
         }
     }
 
@@ -714,6 +716,7 @@ fn rlock_owner_died(faults: &Faults) {
             lock: LoomWord::new(UNLOCKED).timeouts(0).mutation(fl),
             owner: LoomWord::new(0).mutation(fo),
             count: LoomWord::new(0).mutation(fc),
+            owner_token: LoomWord::new(0),
             owners: LoomOwners::new().mutation(o),
             counter: UnsafeCell::new(0),
             owner_died: AtomicU32::new(0),

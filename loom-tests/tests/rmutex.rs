@@ -21,6 +21,7 @@ struct Shared {
     lock: LoomWord,
     owner: LoomWord,
     count: LoomWord,
+    owner_token: LoomWord,
     owners: LoomOwners,
     counter: UnsafeCell<u32>,
 }
@@ -34,6 +35,7 @@ impl Shared {
             lock: LoomWord::new(UNLOCKED).timeouts(slice_ends).mutation(lock),
             owner: LoomWord::new(0).mutation(owner),
             count: LoomWord::new(0).mutation(count),
+            owner_token: LoomWord::new(0),
             owners: LoomOwners::new(),
             counter: UnsafeCell::new(0),
         })
@@ -54,6 +56,7 @@ impl Shared {
             lock: &self.lock,
             owner: &self.owner,
             count: &self.count,
+            owner_token: &self.owner_token,
         }
     }
 

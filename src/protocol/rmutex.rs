@@ -9,6 +9,12 @@
 //!   dead owner's thread id may be reused by a thread of another process, which must not pass
 //!   for the owner.
 //! - `count`: how many times the owner has entered; 0 when unowned. Written only by the owner.
+//! - `owner_token`: the token of the owner's process, written (Release) after `owner`; 0 when
+//!   unowned. It ties `owner` to one hold: after a takeover from a dead owner, the dead
+//!   thread's id may already belong to a thread of the taker's process, and until the taker
+//!   has written its own id, `owner` still names the dead thread while `lock` already holds the
+//!   taker's token. `owner_token` still names the dead process then, so that thread is not
+//!   mistaken for the owner.
 //!
 //! # Orderings
 //!
@@ -21,7 +27,7 @@
 use super::Block;
 use super::mutex::{self, Outcome, Owners};
 use crate::word::Word;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// The three words of a re-entrant lock.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +38,8 @@ pub struct RMutex<'a, W> {
     pub owner: &'a W,
     /// The recursion count, 0 when unowned.
     pub count: &'a W,
+    /// The owner's process token, 0 when unowned.
+    pub owner_token: &'a W,
 }
 
 /// Why an acquire or a release was refused.
@@ -47,8 +55,13 @@ pub enum RError {
 
 impl<W: Word> RMutex<'_, W> {
     /// Whether thread `me` of the process with `token` owns the lock.
+    ///
+    /// Acquire on `owner_token` pairs with the owner's Release store after its `owner` store:
+    /// if we see the owner's token we see its thread id too, never a dead thread's.
     fn owned_by(&self, me: u32, token: u32) -> bool {
-        self.owner.load(Relaxed) == me && mutex::holder(self.lock.load(Relaxed)) == token
+        self.owner_token.load(Acquire) == token
+            && self.owner.load(Relaxed) == me
+            && mutex::holder(self.lock.load(Relaxed)) == token
     }
 
     /// Enters the lock as thread `me` (non-zero) of the process with `token`, taking the mutex
@@ -74,6 +87,7 @@ impl<W: Word> RMutex<'_, W> {
         if outcome.acquired() {
             self.owner.store(me, Relaxed);
             self.count.store(1, Relaxed);
+            self.owner_token.store(token, Release);
         }
         Ok(outcome)
     }
@@ -93,6 +107,7 @@ impl<W: Word> RMutex<'_, W> {
             self.count.store(count - 1, Relaxed);
             return Ok(());
         }
+        self.owner_token.store(0, Relaxed);
         self.count.store(0, Relaxed);
         self.owner.store(0, Relaxed);
         // We own the mutex, so it is locked; a failure here means another process scribbled on

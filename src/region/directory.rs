@@ -395,6 +395,7 @@ impl Inner {
                 spec.bytes()
             )));
         }
+        self.claim_range(e.offset, spec, false)?;
         Ok(e.offset)
     }
 
@@ -406,9 +407,7 @@ impl Inner {
         spec: &Spec,
         init: impl FnOnce(*mut u8),
     ) -> Result<usize> {
-        let offset = self.find_or_insert(name, spec, init)?;
-        self.claim_range(offset, spec)?;
-        Ok(offset)
+        self.find_or_insert(name, spec, init)
     }
 
     /// Records that this process hands out a handle on `spec.bytes()` bytes at `offset`, and
@@ -416,7 +415,11 @@ impl Inner {
     /// directory never has overlapping objects, but a damaged one could, and two handles of
     /// different types on the same bytes would let safe code race non-atomic accesses against
     /// each other (or against atomics) in this very process.
-    fn claim_range(&self, offset: usize, spec: &Spec) -> Result<()> {
+    ///
+    /// A `fresh` range (about to be initialised for a new object) must not touch any range
+    /// handed out before, identical ones included: a damaged allocation cursor must not make
+    /// a new object's initialisation overwrite a live one.
+    fn claim_range(&self, offset: usize, spec: &Spec, fresh: bool) -> Result<()> {
         let end = offset + spec.bytes().expect("checked by find_or_insert");
         let what = (
             end,
@@ -430,7 +433,7 @@ impl Inner {
         let before = ranges.range(..=offset).next_back();
         let after = ranges.range(offset + 1..).next();
         let clash = match (before, after) {
-            (Some((&o, existing)), _) if o == offset => *existing != what,
+            (Some((&o, existing)), _) if o == offset => fresh || *existing != what,
             (Some((_, existing)), _) if existing.0 > offset => true,
             (_, Some((&o, _))) => o < end,
             _ => false,
@@ -531,6 +534,7 @@ impl Inner {
             }
         };
 
+        self.claim_range(start, spec, true)?;
         init(self.ptr(start));
 
         let at = self.entry_offset(slot);

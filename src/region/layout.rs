@@ -2,11 +2,11 @@
 //! means bumping [`VERSION`].
 //!
 //! ```text
-//! offset 0                 HEADER_SIZE            heap_offset                     size
-//! +------------------------+----------------------+-------------------------------+
-//! | header (256 bytes)     | directory            | objects, each aligned to PAD  |
-//! |                        | slots × ENTRY_SIZE   | and padded to a multiple of it |
-//! +------------------------+----------------------+-------------------------------+
+//! 0             HEADER_SIZE          procs_offset        heap_offset                  size
+//! +-------------+--------------------+-------------------+----------------------------+
+//! | header      | directory          | process table     | objects, each aligned to   |
+//! | (256 bytes) | slots × ENTRY_SIZE | procs × 8 bytes   | PAD and padded to it       |
+//! +-------------+--------------------+-------------------+----------------------------+
 //! ```
 //!
 //! # Header

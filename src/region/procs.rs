@@ -132,7 +132,12 @@ impl Inner {
             // No process can hold a slot the table does not have: damage, not a holder.
             return false;
         }
-        if self.proc_word(slot, proc::GENERATION).load(Acquire) != generation {
+        let current = self.proc_word(slot, proc::GENERATION).load(Acquire);
+        // Generations only move forward (modulo 2^19): a slot whose generation is *ahead* of
+        // the token's was reclaimed, so the token's process is gone. One that looks *behind* can
+        // only be a stale read of a registration still in progress: ask the lease instead.
+        let ahead = current.wrapping_sub(generation) & GENERATION_MASK;
+        if ahead != 0 && ahead <= GENERATION_MASK / 2 {
             return false;
         }
         // If the kernel cannot tell us, assume alive: a wrong "dead" would break mutual

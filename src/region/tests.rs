@@ -415,3 +415,18 @@ fn a_region_owned_by_another_user_is_refused_unless_allowed() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_damaged_cursor_never_makes_a_new_object_overwrite_a_live_one() {
+    let r = region(16);
+    let a = r.value("a", 5u64).unwrap();
+    let guard = a.lock().unwrap();
+    let heap = r.inner.u64_at(header::HEAP_OFFSET).load(Relaxed);
+    r.inner.u64_at(header::CURSOR).store(heap, Relaxed);
+    let e = r.value::<u64>("b", 7).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(a.is_locked(), "a's lock word was not reset under its guard");
+    assert_eq!(*guard, 5);
+    drop(guard);
+    assert!(a.try_lock().is_ok());
+}
