@@ -15,7 +15,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
@@ -66,6 +69,7 @@ static ATFORK: Once = Once::new();
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Relaxed);
     close_inherited_leases();
+    unlock_lease_opening();
 }
 
 thread_local! {
@@ -216,10 +220,42 @@ pub(crate) fn fork_generation() -> u32 {
 /// Makes sure forked children are told (and close inherited lease descriptors).
 pub(crate) fn install_fork_handler() {
     ATFORK.call_once(|| {
-        // SAFETY: `after_fork_in_child` only performs async-signal-safe work (atomic operations
-        // and close(2)) and lives for the whole program, as pthread_atfork requires.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // SAFETY: the handlers only perform async-signal-safe work (atomic operations and
+        // close(2)) and live for the whole program, as pthread_atfork requires.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
     });
+}
+
+/// Held from the moment a lease descriptor is opened until it is in [`LEASE_FDS`], and by a
+/// forking thread across `fork`: so a child never inherits a lease descriptor that its fork
+/// handler does not know to close.
+static LEASE_OPENING: AtomicBool = AtomicBool::new(false);
+
+fn lock_lease_opening() {
+    while LEASE_OPENING
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_lease_opening() {
+    LEASE_OPENING.store(false, Release);
+}
+
+extern "C" fn before_fork() {
+    lock_lease_opening();
+}
+
+extern "C" fn after_fork_in_parent() {
+    unlock_lease_opening();
 }
 
 /// Lease descriptors of this process, packed as `fork generation << 32 | fd`, so a forked child
@@ -254,7 +290,17 @@ impl Lease {
     pub(crate) fn open(file: &File) -> io::Result<Lease> {
         install_fork_handler();
         let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let fd = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        lock_lease_opening();
+        let opened = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
+        let registered = opened
+            .map_err(io::Error::from)
+            .and_then(|fd| Lease::register(fd));
+        unlock_lease_opening();
+        registered
+    }
+
+    /// Enters `fd` in the registry of lease descriptors.
+    fn register(fd: std::os::fd::OwnedFd) -> io::Result<Lease> {
         let generation = fork_generation();
         let packed = (u64::from(generation) << 32) | u64::from(fd.as_raw_fd() as u32);
         let index = LEASE_FDS

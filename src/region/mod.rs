@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     /// lock-free fast path of [`Inner::token`].
     me: AtomicU64,
     registration: std::sync::Mutex<Option<procs::Registration>>,
+    /// The last holder token found alive, and when (see `Inner::is_alive`).
+    alive_seen: AtomicU64,
     /// The object ranges this process has handed out handles on (see `claim_range`).
     ranges: std::sync::Mutex<std::collections::BTreeMap<usize, directory::Claim>>,
 }
@@ -442,6 +444,7 @@ impl Inner {
             heap_offset: g.heap_offset,
             me: AtomicU64::new(0),
             registration: std::sync::Mutex::new(None),
+            alive_seen: AtomicU64::new(0),
             ranges: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }

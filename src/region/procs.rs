@@ -140,9 +140,25 @@ impl Inner {
         if ahead != 0 && ahead <= GENERATION_MASK / 2 {
             return false;
         }
+        if self.recently_alive(token) {
+            return true;
+        }
         // If the kernel cannot tell us, assume alive: a wrong "dead" would break mutual
         // exclusion, a wrong "alive" only delays recovery.
-        sys::lease_held(&self._file, slot as u32).unwrap_or(true)
+        let alive = sys::lease_held(&self._file, slot as u32).unwrap_or(true);
+        if alive {
+            self.alive_seen
+                .store((u64::from(token) << 32) | u64::from(now_ms()), Relaxed);
+        }
+        alive
+    }
+
+    /// Whether `token`'s lease was seen held within the last [`ALIVE_CACHE_MS`]: spares a
+    /// system call to callers that ask again and again (a `try_lock` loop on a busy lock), at
+    /// the price of noticing a death that much later.
+    fn recently_alive(&self, token: u32) -> bool {
+        let seen = self.alive_seen.load(Relaxed);
+        seen >> 32 == u64::from(token) && now_ms().wrapping_sub(seen as u32) < ALIVE_CACHE_MS
     }
 
     /// The pid of the process that registered `token`, if its slot still belongs to it.
@@ -159,8 +175,19 @@ impl Inner {
 }
 
 /// How long a waiter sleeps before it checks whether the holder is still alive: a holder's
-/// death is noticed within about this long.
+/// death is noticed within about this long (plus up to 5 ms, for which a holder seen alive is
+/// not asked again).
 pub const DEATH_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long a holder seen alive is believed alive without asking the kernel again.
+const ALIVE_CACHE_MS: u32 = 5;
+
+/// Milliseconds on the monotonic clock since the first call (wrapping after 49 days, which
+/// the comparison above tolerates).
+fn now_ms() -> u32 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u32
+}
 
 impl Owners for Inner {
     fn is_alive(&self, token: u32) -> bool {
