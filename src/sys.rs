@@ -292,9 +292,7 @@ impl Lease {
         let path = format!("/proc/self/fd/{}", file.as_raw_fd());
         lock_lease_opening();
         let opened = rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
-        let registered = opened
-            .map_err(io::Error::from)
-            .and_then(|fd| Lease::register(fd));
+        let registered = opened.map_err(io::Error::from).and_then(Lease::register);
         unlock_lease_opening();
         registered
     }
