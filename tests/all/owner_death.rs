@@ -93,6 +93,25 @@ pub fn child_holder() -> shmsync::Result<()> {
     sleep_forever()
 }
 
+/// The guard of a `lock()`: if the holder died, counts it in `told` and marks the lock
+/// consistent (these tests' data needs no repair beyond what the waiter then writes).
+fn take<G>(
+    result: Result<G, LockError<G>>,
+    told: &shmsync::RawValue<u32>,
+    mark_consistent: impl FnOnce(&G),
+) -> shmsync::Result<G> {
+    match result {
+        Ok(g) => Ok(g),
+        Err(LockError::OwnerDied(died)) => {
+            told.fetch_add(1);
+            let g = died.into_guard();
+            mark_consistent(&g);
+            Ok(g)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Waiter: locks the object of kind `kind`; if told its holder died, counts it in `told`,
 /// repairs and marks consistent; then increments the data and counts itself `done`.
 pub fn child_waiter() -> shmsync::Result<()> {
@@ -103,44 +122,15 @@ pub fn child_waiter() -> shmsync::Result<()> {
     match kind.as_str() {
         "value" => {
             let v = o.region.value::<u64>("v", 0)?;
-            let mut g = match v.lock() {
-                Ok(g) => g,
-                Err(LockError::OwnerDied(died)) => {
-                    told.fetch_add(1);
-                    let g = died.into_guard();
-                    g.mark_consistent();
-                    g
-                }
-                Err(e) => return Err(e.into()),
-            };
-            *g += 1;
+            *take(v.lock(), &told, |g| g.mark_consistent())? += 1;
         }
         "array" => {
             let a = o.region.array::<u64>("a", &[0; 4])?;
-            let mut g = match a.lock() {
-                Ok(g) => g,
-                Err(LockError::OwnerDied(died)) => {
-                    told.fetch_add(1);
-                    let g = died.into_guard();
-                    g.mark_consistent();
-                    g
-                }
-                Err(e) => return Err(e.into()),
-            };
-            g[0] += 1;
+            take(a.lock(), &told, |g| g.mark_consistent())?[0] += 1;
         }
         "rlock" => {
             let r = o.region.rlock("r")?;
-            let g = match r.lock() {
-                Ok(g) => g,
-                Err(LockError::OwnerDied(died)) => {
-                    told.fetch_add(1);
-                    let g = died.into_guard();
-                    g.mark_consistent();
-                    g
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let g = take(r.lock(), &told, |g| g.mark_consistent())?;
             assert_eq!(r.count(), 1, "a taken-over RLock starts a fresh count");
             assert!(r.is_owned_by_current_thread());
             drop(g);
