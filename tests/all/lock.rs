@@ -431,3 +431,25 @@ pub fn child_lock_counter() -> Result<()> {
             .try_for_each(|h| h.join().expect("worker thread panicked"))
     })
 }
+
+/// A timeout too large for the clock (`Duration::MAX`) waits without limit, as `None` does:
+/// no panic from the deadline arithmetic, and no early return.
+#[test]
+fn a_timeout_too_large_for_the_clock_waits_without_limit() {
+    let region = Region::anonymous(SIZE).unwrap();
+    let lock = region.lock("l").unwrap();
+    assert!(lock.acquire(true, Some(Duration::MAX)));
+    std::thread::scope(|s| {
+        let releaser = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            lock.release().unwrap();
+        });
+        let start = Instant::now();
+        let guard = lock.try_lock_for(Duration::MAX).expect("waited for the release");
+        assert!(start.elapsed() >= Duration::from_millis(50), "returned before the release");
+        drop(guard);
+        releaser.join().unwrap();
+    });
+    let v = region.value::<u32>("v", 1).unwrap();
+    assert_eq!(*v.try_lock_for(Duration::MAX).unwrap(), 1);
+}
