@@ -445,8 +445,13 @@ fn a_timeout_too_large_for_the_clock_waits_without_limit() {
             lock.release().unwrap();
         });
         let start = Instant::now();
-        let guard = lock.try_lock_for(Duration::MAX).expect("waited for the release");
-        assert!(start.elapsed() >= Duration::from_millis(50), "returned before the release");
+        let guard = lock
+            .try_lock_for(Duration::MAX)
+            .expect("waited for the release");
+        assert!(
+            start.elapsed() >= Duration::from_millis(50),
+            "returned before the release"
+        );
         drop(guard);
         releaser.join().unwrap();
     });

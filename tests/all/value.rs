@@ -419,11 +419,17 @@ fn a_zero_length_array_is_empty_and_refuses_every_index() {
     let a = region.array::<i32>("empty", &[]).unwrap();
     assert!(a.is_empty() && a.len() == 0);
     assert!(a.to_vec().unwrap().is_empty());
-    assert!(matches!(a.get(0), Err(Error::IndexOutOfRange { index: 0, len: 0 })));
+    assert!(matches!(
+        a.get(0),
+        Err(Error::IndexOutOfRange { index: 0, len: 0 })
+    ));
     assert!(matches!(a.set(0, 1), Err(Error::IndexOutOfRange { .. })));
     a.copy_from_slice(&[]).unwrap();
     assert!(a.lock().unwrap().is_empty());
     // Reopening it requires the same (zero) length.
     assert!(region.array::<i32>("empty", &[]).is_ok());
-    assert!(matches!(region.array::<i32>("empty", &[0]), Err(Error::Mismatch { .. })));
+    assert!(matches!(
+        region.array::<i32>("empty", &[0]),
+        Err(Error::Mismatch { .. })
+    ));
 }
