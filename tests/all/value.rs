@@ -417,7 +417,8 @@ fn elements_aligned_beyond_a_page_are_refused() {
 fn a_zero_length_array_is_empty_and_refuses_every_index() {
     let region = Region::anonymous(SIZE).unwrap();
     let a = region.array::<i32>("empty", &[]).unwrap();
-    assert!(a.is_empty() && a.len() == 0);
+    assert!(a.is_empty());
+    assert_eq!(a.len(), 0);
     assert!(a.to_vec().unwrap().is_empty());
     assert!(matches!(
         a.get(0),
