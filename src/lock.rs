@@ -20,13 +20,10 @@ pub(crate) struct Hold {
 }
 
 impl Hold {
-    /// A hold taken now, with `token`.
+    /// A hold taken with `token` in fork generation `generation`.
     #[inline]
-    pub(crate) fn new(token: u32) -> Hold {
-        Hold {
-            token,
-            generation: sys::fork_generation(),
-        }
+    pub(crate) fn new(token: u32, generation: u32) -> Hold {
+        Hold { token, generation }
     }
 
     /// Whether the hold belongs to this process (it was not inherited through a fork).
@@ -74,7 +71,7 @@ impl RawLock {
     /// Acquires with this process's token; returns the outcome and the hold to release.
     #[inline]
     pub(crate) fn acquire(&self, block: Block) -> (Outcome, Hold) {
-        let hold = Hold::new(self.region.token());
+        let hold = self.region.hold();
         (
             mutex::lock(self.word(), hold.token, block, &*self.region),
             hold,

@@ -89,7 +89,7 @@ impl RLock {
     /// generation) it was taken with.
     fn enter(&self, block: Block) -> (Outcome, Hold) {
         let (_, tid) = sys::ids();
-        let hold = Hold::new(self.region.token());
+        let hold = self.region.hold();
         let token = hold.token;
         match self.words().acquire(tid, token, block, &*self.region) {
             Ok(outcome) => (outcome, hold),

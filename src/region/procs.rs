@@ -10,6 +10,7 @@
 use super::Inner;
 use super::layout::{PROC_ENTRY, SLOT_BITS, proc};
 use crate::error::{Error, Result};
+use crate::lock::Hold;
 use crate::protocol::mutex::{Owners, TOKEN_MASK};
 use crate::sys::{self, Lease};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -48,11 +49,19 @@ impl Inner {
     /// cannot be detected. Handle creation registers first and reports such errors.
     #[inline]
     pub(crate) fn token(&self) -> u32 {
+        self.hold().token
+    }
+
+    /// [`Inner::token`] together with the fork generation it belongs to, from one read of
+    /// each: what a guard needs to release its hold (and to leave it alone in a forked child).
+    #[inline]
+    pub(crate) fn hold(&self) -> Hold {
+        let generation = sys::fork_generation();
         let me = self.me.load(Relaxed);
-        if me != 0 && (me >> 32) as u32 == sys::fork_generation() {
-            return me as u32;
+        if me != 0 && (me >> 32) as u32 == generation {
+            return Hold::new(me as u32, generation);
         }
-        self.register().unwrap_or(UNREGISTERED)
+        Hold::new(self.register().unwrap_or(UNREGISTERED), generation)
     }
 
     /// Registers this process (if it is not yet), reporting failure.
