@@ -213,6 +213,7 @@ impl Lock {
     /// [`is_poisoned`](DataLock::is_poisoned) then says so until
     /// [`mark_consistent`](Lock::mark_consistent). An unrecoverable lock returns `false` at
     /// once ([`is_unrecoverable`](DataLock::is_unrecoverable)).
+    #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
         self.guarded
             .raw
@@ -226,6 +227,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::NotLocked`] if the lock was not held (Python raises `ValueError`).
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.guarded.raw.release()
     }
@@ -306,6 +308,7 @@ impl DataLock {
     /// taken over and the guard is inside; repair the protected state and call
     /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
     /// dropped. [`LockError::NotRecoverable`] if that already happened.
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
         self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
     }
@@ -315,6 +318,7 @@ impl DataLock {
     /// # Errors
     ///
     /// [`TryLockError::WouldBlock`] if it is held.
+    #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
         self.raw
             .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))

@@ -87,6 +87,7 @@ impl RLock {
 
     /// Enters as the calling thread; returns the outcome and the hold (token and fork
     /// generation) it was taken with.
+    #[inline]
     fn enter(&self, block: Block) -> (Outcome, Hold) {
         let (_, tid) = sys::ids();
         let hold = self.region.hold();
@@ -103,6 +104,7 @@ impl RLock {
     }
 
     /// Leaves once as the calling thread of the process with `token`.
+    #[inline]
     fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
         self.words().release(tid, token).map_err(|e| match e {
@@ -118,6 +120,7 @@ impl RLock {
     ///
     /// A lock taken over from a dead owner returns `true` and stays poisoned until
     /// [`mark_consistent`](RLock::mark_consistent); an unrecoverable lock returns `false`.
+    #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
         self.enter(Block::from_python(block, timeout)).0.acquired()
     }
@@ -128,6 +131,7 @@ impl RLock {
     ///
     /// [`Error::NotOwner`] if another thread owns it, [`Error::NotLocked`] if nobody does
     /// (Python raises `RuntimeError` / `AssertionError`).
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.exit(self.region.token())
     }
@@ -161,6 +165,7 @@ impl RLock {
     /// consistent.
     /// [`LockError::NotRecoverable`] also if this thread already holds the lock `u32::MAX`
     /// times.
+    #[inline]
     pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
         match self.enter(Block::Forever) {
             (Outcome::Acquired, hold) => Ok(RLockGuard::new(self, hold)),
@@ -176,6 +181,7 @@ impl RLock {
     /// # Errors
     ///
     /// [`TryLockError::WouldBlock`] if another thread owns it.
+    #[inline]
     pub fn try_lock(&self) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
         self.try_with(Block::Try)
     }
@@ -297,6 +303,7 @@ impl<'a> RLockGuard<'a> {
 unsafe impl Sync for RLockGuard<'_> {}
 
 impl Drop for RLockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // In a child forked while the guard was held, the hold is not ours: the
         // parent's hold is not the child's to release.
