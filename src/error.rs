@@ -152,6 +152,28 @@ pub enum Error {
     OwnerDied,
     /// A lock whose holder died was never marked consistent; it cannot be used any more.
     NotRecoverable,
+    /// A process died in the middle of changing this object (a [`Semaphore`](crate::Semaphore)
+    /// or an [`RwLock`](crate::RwLock)), so its state is no longer known; it refuses every
+    /// operation rather than guess.
+    Broken {
+        /// The object's kind, e.g. `"Semaphore"`.
+        what: &'static str,
+    },
+    /// A [`BoundedSemaphore`](crate::BoundedSemaphore) released more times than acquired
+    /// (Python raises `ValueError`), or a semaphore count that would pass `u32::MAX >> 1`.
+    AboveBound {
+        /// The most permits the semaphore may count.
+        bound: u32,
+    },
+    /// This process already holds as many permits or read locks of one object through guards
+    /// as the object can account for (about a million).
+    TooManyHolds,
+    /// A [`Barrier`](crate::Barrier) was broken (by a timeout, an abort, a reset, or a
+    /// waiter's death detected by timeout) before its round completed (from
+    /// [`BrokenBarrier`](crate::BrokenBarrier)).
+    BrokenBarrier,
+    /// An argument out of its range (a barrier of 0 parties, a semaphore value too large).
+    InvalidArgument(String),
 }
 
 impl Error {
@@ -258,6 +280,21 @@ impl fmt::Display for Error {
             ),
             Error::WrongLock => write!(f, "the guard belongs to another lock"),
             Error::OwnerDied => write!(f, "the previous holder of the lock died while holding it"),
+            Error::Broken { what } => write!(
+                f,
+                "the {what} is broken: a process died in the middle of changing it, so its state \
+                 is unknown"
+            ),
+            Error::AboveBound { bound } => write!(
+                f,
+                "semaphore released too many times: it may count at most {bound} permits"
+            ),
+            Error::TooManyHolds => write!(
+                f,
+                "this process holds too many permits or read locks of one object through guards"
+            ),
+            Error::BrokenBarrier => write!(f, "the barrier is broken"),
+            Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
             Error::NotRecoverable => write!(
                 f,
                 "the lock is not recoverable: its holder died and the state was never marked consistent"

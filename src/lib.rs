@@ -5,22 +5,33 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("shmsync supports Linux only: it relies on shared futexes and memfd");
 
+mod barrier;
+mod condition;
 mod error;
+mod event;
 mod int;
 mod lock;
+mod object;
 pub mod protocol;
 mod raw;
 mod region;
 mod rlock;
+mod rwlock;
+mod semaphore;
 mod sys;
 mod value;
 pub mod word;
 
+pub use barrier::{Barrier, BrokenBarrier};
 pub use bytemuck::{Pod, Zeroable};
+pub use condition::Condition;
 pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
+pub use event::Event;
 pub use int::AtomicInt;
 pub use lock::{DataLock, Lock, LockGuard};
 pub use raw::{RawArray, RawValue};
 pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{BoundedSemaphore, Permit, Semaphore};
 pub use value::{Array, ArrayGuard, Value, ValueGuard};

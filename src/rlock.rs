@@ -64,6 +64,21 @@ pub struct Owner {
 }
 
 impl RLock {
+    /// The RLock whose four words start at `base` (a 128-byte-aligned object of `region`, at
+    /// least 16 bytes long): a [`Condition`](crate::Condition)'s lock.
+    pub(crate) fn from_words(region: Arc<Inner>, base: NonNull<AtomicU32>) -> RLock {
+        RLock { region, base }
+    }
+
+    /// The protocol view of the lock (for a [`Condition`](crate::Condition)).
+    pub(crate) fn rmutex(&self) -> RMutex<'_, AtomicU32> {
+        self.words()
+    }
+
+    pub(crate) fn region(&self) -> &Inner {
+        &self.region
+    }
+
     fn at(&self, offset: usize) -> &AtomicU32 {
         // SAFETY: the object is at least 16 bytes (the directory checked its size), `base` is
         // 128-byte aligned, so `base + offset` for offset ≤ 12 is an aligned word inside it,

@@ -62,6 +62,12 @@ pub trait Word {
     fn wake_one(&self);
     /// Wakes every thread sleeping in [`Word::wait`] on this word, in any process.
     fn wake_all(&self);
+    /// Wakes at most `n` threads sleeping on this word (waking more is allowed: every waiter
+    /// re-checks its condition).
+    fn wake_n(&self, n: u32) {
+        let _ = n;
+        self.wake_all();
+    }
     /// Called once per iteration of a spin loop.
     fn spin_hint(&self) {
         std::hint::spin_loop();
@@ -122,5 +128,9 @@ impl Word for AtomicU32 {
     #[inline]
     fn wake_all(&self) {
         crate::sys::futex_wake(self, i32::MAX);
+    }
+    #[inline]
+    fn wake_n(&self, n: u32) {
+        crate::sys::futex_wake(self, n.min(i32::MAX as u32) as i32);
     }
 }

@@ -7,10 +7,24 @@
 //!   [`Value`](crate::Value) and [`Array`](crate::Array) (and the region's allocation lock).
 //! - [`rmutex`]: the re-entrant lock of [`RLock`](crate::RLock): a mutex word plus owner and count.
 //! - [`publish`]: one-way publication of a header or a directory entry.
+//! - [`semaphore`]: [`Semaphore`](crate::Semaphore) and
+//!   [`BoundedSemaphore`](crate::BoundedSemaphore): a count of permits.
+//! - [`holds`]: the per-process hold table that gives a dead process's permits and read
+//!   locks back.
+//! - [`condvar`]: [`Condition`](crate::Condition): a sequence word next to an [`rmutex`].
+//! - [`event`]: [`Event`](crate::Event): a flag with a generation.
+//! - [`barrier`]: [`Barrier`](crate::Barrier): arrivals and rounds.
+//! - [`rwlock`]: [`RwLock`](crate::RwLock): readers or a writer.
 
+pub mod barrier;
+pub mod condvar;
+pub mod event;
+pub mod holds;
 pub mod mutex;
 pub mod publish;
 pub mod rmutex;
+pub mod rwlock;
+pub mod semaphore;
 
 use std::time::Instant;
 

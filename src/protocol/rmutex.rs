@@ -115,6 +115,45 @@ impl<W: Word> RMutex<'_, W> {
         mutex::unlock(self.lock, token).map_err(|mutex::NotLocked| RError::NotLocked)
     }
 
+    /// Leaves the lock entirely, however many times thread `me` entered it; returns the count
+    /// to give [`RMutex::restore`] (a condition variable's wait).
+    pub fn release_all(&self, me: u32, token: u32) -> Result<u32, RError> {
+        if !self.owned_by(me, token) {
+            return Err(if mutex::is_locked(self.lock.load(Relaxed)) {
+                RError::NotOwner
+            } else {
+                RError::NotLocked
+            });
+        }
+        let count = self.count.load(Relaxed);
+        self.count.store(1, Relaxed);
+        self.release(me, token)?;
+        Ok(count.max(1))
+    }
+
+    /// Takes the lock again after [`RMutex::release_all`], with its old `count`.
+    pub fn restore<O: Owners>(
+        &self,
+        me: u32,
+        token: u32,
+        count: u32,
+        block: Block,
+        owners: &O,
+    ) -> Outcome {
+        let outcome = mutex::lock(self.lock, token, block, owners);
+        if outcome.acquired() {
+            self.owner.store(me, Relaxed);
+            self.count.store(count, Relaxed);
+            self.owner_token.store(token, Release);
+        }
+        outcome
+    }
+
+    /// Whether thread `me` of the process with `token` owns the lock.
+    pub fn is_owned_by(&self, me: u32, token: u32) -> bool {
+        self.owned_by(me, token)
+    }
+
     /// The owner's identity, if the lock is owned (a snapshot).
     pub fn owner(&self) -> Option<u32> {
         match self.owner.load(Relaxed) {

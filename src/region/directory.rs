@@ -30,6 +30,18 @@ pub enum Kind {
     RawValue,
     /// A [`RawArray`](crate::RawArray).
     RawArray,
+    /// A [`Semaphore`](crate::Semaphore).
+    Semaphore,
+    /// A [`BoundedSemaphore`](crate::BoundedSemaphore).
+    BoundedSemaphore,
+    /// A [`Condition`](crate::Condition).
+    Condition,
+    /// An [`Event`](crate::Event).
+    Event,
+    /// A [`Barrier`](crate::Barrier) (its `len` is the number of parties).
+    Barrier,
+    /// An [`RwLock`](crate::RwLock).
+    RwLock,
 }
 
 impl Kind {
@@ -41,6 +53,12 @@ impl Kind {
             Kind::Array => 4,
             Kind::RawValue => 5,
             Kind::RawArray => 6,
+            Kind::Semaphore => 7,
+            Kind::BoundedSemaphore => 8,
+            Kind::Condition => 9,
+            Kind::Event => 10,
+            Kind::Barrier => 11,
+            Kind::RwLock => 12,
         }
     }
 
@@ -52,12 +70,21 @@ impl Kind {
             4 => Kind::Array,
             5 => Kind::RawValue,
             6 => Kind::RawArray,
+            7 => Kind::Semaphore,
+            8 => Kind::BoundedSemaphore,
+            9 => Kind::Condition,
+            10 => Kind::Event,
+            11 => Kind::Barrier,
+            12 => Kind::RwLock,
             _ => return None,
         })
     }
 
     fn has_elements(self) -> bool {
-        !matches!(self, Kind::Lock | Kind::RLock)
+        matches!(
+            self,
+            Kind::Value | Kind::Array | Kind::RawValue | Kind::RawArray | Kind::RwLock
+        )
     }
 
     fn is_array(self) -> bool {
@@ -72,6 +99,12 @@ impl Kind {
             Kind::Array => "Array",
             Kind::RawValue => "RawValue",
             Kind::RawArray => "RawArray",
+            Kind::Semaphore => "Semaphore",
+            Kind::BoundedSemaphore => "BoundedSemaphore",
+            Kind::Condition => "Condition",
+            Kind::Event => "Event",
+            Kind::Barrier => "Barrier",
+            Kind::RwLock => "RwLock",
         }
     }
 
@@ -80,6 +113,7 @@ impl Kind {
     fn data_offset(self, elem_align: usize) -> usize {
         match self {
             Kind::Value | Kind::Array => 4usize.next_multiple_of(elem_align),
+            Kind::RwLock => 16usize.next_multiple_of(elem_align),
             _ => 0,
         }
     }
@@ -89,6 +123,10 @@ impl Kind {
         match self {
             Kind::Lock => 4,
             Kind::RLock => 16,
+            Kind::Semaphore | Kind::BoundedSemaphore => 16,
+            Kind::Condition => 24,
+            Kind::Event => 4,
+            Kind::Barrier => 12,
             _ => 0,
         }
     }
@@ -105,6 +143,8 @@ pub(crate) struct Spec {
     elem_align: usize,
     type_name: &'static str,
     len: usize,
+    /// Bytes of hold table after the object's words and data (see `protocol::holds`).
+    table: usize,
 }
 
 impl Spec {
@@ -117,7 +157,23 @@ impl Spec {
             elem_align: 1,
             type_name: "",
             len: 0,
+            table: 0,
         }
+    }
+
+    /// A lock-like object whose entry records `len` (a barrier's parties) and that carries a
+    /// hold table of `table` bytes.
+    pub(crate) fn plain_with(kind: Kind, len: usize, table: usize) -> Spec {
+        Spec {
+            len,
+            table,
+            ..Spec::plain(kind)
+        }
+    }
+
+    /// Adds a hold table of `table` bytes after the data.
+    pub(crate) fn with_table(self, table: usize) -> Spec {
+        Spec { table, ..self }
     }
 
     /// An object of `len` elements of `T`.
@@ -129,6 +185,7 @@ impl Spec {
             elem_align: align_of::<T>(),
             type_name: std::any::type_name::<T>(),
             len,
+            table: 0,
         }
     }
 
@@ -138,9 +195,23 @@ impl Spec {
 
     /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
     fn bytes(&self) -> Option<usize> {
-        let data = self.elem_size.checked_mul(self.len)?;
-        let used = (self.kind.header_bytes() + self.data_offset()).checked_add(data)?;
+        let used = self.table_offset()?.checked_add(self.table)?;
         layout::round_up(used.max(1), PAD)
+    }
+
+    /// Where the hold table starts: after the words and the data, 8-aligned.
+    pub(crate) fn table_offset(&self) -> Option<usize> {
+        let data = if self.kind.has_elements() {
+            self.elem_size.checked_mul(self.len)?
+        } else {
+            0
+        };
+        let used = (self.kind.header_bytes() + self.data_offset()).checked_add(data)?;
+        if self.table == 0 {
+            Some(used)
+        } else {
+            layout::round_up(used, 8)
+        }
     }
 
     fn align(&self) -> usize {

@@ -126,6 +126,18 @@ impl Inner {
         Ok(token)
     }
 
+    /// The number of process-table slots (the length of every hold table).
+    pub(crate) fn process_slots(&self) -> usize {
+        self.procs
+    }
+
+    /// The process-table slot of a registered process's `token` (`None` for
+    /// [`UNREGISTERED`]).
+    pub(crate) fn slot_of(&self, token: u32) -> Option<usize> {
+        let (slot, generation) = split(token);
+        (generation != 0 && slot < self.procs).then_some(slot)
+    }
+
     /// Whether the process that took a lock with `token` may still be alive. `false` only when
     /// it is certainly gone: its slot was reclaimed, or its lease is no longer held.
     pub(crate) fn is_alive(&self, token: u32) -> bool {

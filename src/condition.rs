@@ -1,0 +1,205 @@
+//! [`Condition`]: Python's `multiprocessing.Condition`, with its own re-entrant lock.
+
+use crate::error::{Error, Result};
+use crate::object::Words;
+use crate::protocol::condvar::Condvar;
+use crate::protocol::mutex::Outcome;
+use crate::protocol::rmutex::RError;
+use crate::region::{Kind, Region, Spec};
+use crate::rlock::RLock;
+use crate::sys;
+use std::fmt;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+// Word offsets: the RLock's four words, then the condition's two.
+const SEQ: usize = 16;
+const SLEEPERS: usize = 20;
+
+/// A condition variable shared between processes, with its own [`RLock`] (Python's default
+/// for `multiprocessing.Condition()`).
+///
+/// Take the lock (through the [`RLock`] methods this type dereferences to: [`lock`](RLock::lock),
+/// [`acquire`](RLock::acquire)...), check your predicate, and [`wait`](Condition::wait) while it
+/// does not hold; whoever changes the state notifies with [`notify`](Condition::notify) or
+/// [`notify_all`](Condition::notify_all) while holding the lock. `wait` releases the lock
+/// entirely (however many times the thread entered it) and takes it back, at the same count,
+/// before it returns.
+///
+/// A notifier never blocks on a sleeper, so a waiter killed in its sleep cannot hang it
+/// (Python's `notify` can hang in that case). A waiter may also return without a notify (for
+/// instance when a notify was meant for a waiter that had not fallen asleep yet): always wait
+/// in a loop on the predicate, or use [`wait_for`](Condition::wait_for).
+///
+/// # Examples
+///
+/// ```
+/// let region = shmsync::Region::anonymous(1 << 16)?;
+/// let ready = region.condition("ready")?;
+/// let items = region.value::<u32>("items", 0)?;
+///
+/// // Producer (any process):
+/// {
+///     let _g = ready.lock()?;
+///     items.store(3)?;
+///     ready.notify_all()?;
+/// }
+///
+/// // Consumer (any process):
+/// let _g = ready.lock()?;
+/// let available = ready.wait_for(|| items.load().unwrap_or(0) > 0, None)?;
+/// assert!(available);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    lock: RLock,
+    words: Words,
+}
+
+impl std::ops::Deref for Condition {
+    type Target = RLock;
+    fn deref(&self) -> &RLock {
+        &self.lock
+    }
+}
+
+fn owner_error(e: RError) -> Error {
+    match e {
+        RError::NotOwner => Error::NotOwner,
+        RError::NotLocked | RError::CountOverflow => Error::NotLocked,
+    }
+}
+
+impl Condition {
+    fn condvar(&self) -> Condvar<'_, AtomicU32> {
+        Condvar {
+            lock: self.lock.rmutex(),
+            seq: self.words.at(SEQ),
+            sleepers: self.words.at(SLEEPERS),
+        }
+    }
+
+    /// The lock this condition uses (also reachable through `Deref`).
+    pub fn rlock(&self) -> &RLock {
+        &self.lock
+    }
+
+    /// Releases the lock, waits until notified or until `timeout` passes (`None`: no limit),
+    /// and takes the lock back. Returns `false` if the timeout passed (Python's return value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] if the calling thread does not hold the lock
+    /// (Python raises `RuntimeError`). [`Error::OwnerDied`] if, while we waited, a holder of the
+    /// lock died and we took it over: the lock is held and poisoned (call
+    /// [`mark_consistent`](RLock::mark_consistent) after repairing the state);
+    /// [`Error::NotRecoverable`] if the lock became unusable meanwhile (it is not held then).
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.wait_until(deadline)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        let region = self.lock.region();
+        let (_, tid) = sys::ids();
+        let token = region.token();
+        let waited = self
+            .condvar()
+            .wait(tid, token, deadline, region)
+            .map_err(owner_error)?;
+        match waited.relock {
+            Outcome::Acquired => Ok(waited.notified),
+            Outcome::OwnerDied => Err(Error::OwnerDied),
+            Outcome::NotRecoverable | Outcome::Busy => Err(Error::NotRecoverable),
+        }
+    }
+
+    /// Waits until `predicate` returns `true`, or until `timeout` has passed (`None`: no
+    /// limit); returns the predicate's last value (Python's `wait_for`). The predicate is
+    /// called with the lock held, first before any wait.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Condition::wait).
+    pub fn wait_for(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        if !self.is_owned_by_current_thread() {
+            // Python would call the predicate without the lock; refuse as `wait` would.
+            return Err(if self.is_locked() {
+                Error::NotOwner
+            } else {
+                Error::NotLocked
+            });
+        }
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            if timeout == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            self.wait_until(deadline)?;
+        }
+    }
+
+    /// Wakes up to `n` waiters (Python's `notify(n)`). Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] if the calling thread does not hold the lock.
+    pub fn notify(&self, n: u32) -> Result<()> {
+        let (_, tid) = sys::ids();
+        let token = self.lock.region().token();
+        self.condvar().notify(tid, token, n).map_err(owner_error)
+    }
+
+    /// Wakes one waiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](Condition::notify).
+    pub fn notify_one(&self) -> Result<()> {
+        self.notify(1)
+    }
+
+    /// Wakes every waiter, in every process.
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](Condition::notify).
+    pub fn notify_all(&self) -> Result<()> {
+        self.notify(u32::MAX)
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+impl Region {
+    /// Finds or creates the [`Condition`] called `name` (with its own [`RLock`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Region::lock`].
+    pub fn condition(&self, name: &str) -> Result<Condition> {
+        let words = Words::open(self, name, &Spec::plain(Kind::Condition), 0, |_| {})?;
+        let (region, base) = words.parts();
+        Ok(Condition {
+            lock: RLock::from_words(region, base),
+            words,
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! The reader-writer lock: readers or a writer's token in one word, poison and breakage in
+//! another.
+//!
+//! # The words
+//!
+//! `state`:
+//!
+//! ```text
+//!  31               30               29             28 ..................... 0
+//! +-----------------+----------------+--------------+---------------------------+
+//! | WRITERS_WAITING | READERS_WAITING| WRITE_LOCKED | writer token, or readers  |
+//! +-----------------+----------------+--------------+---------------------------+
+//! ```
+//!
+//! | state                              | meaning                                          |
+//! |------------------------------------|--------------------------------------------------|
+//! | `0`                                | free                                             |
+//! | `n` (n > 0)                        | read-locked by `n` readers                       |
+//! | `WRITE_LOCKED \| t`                | write-locked by the process with token `t`       |
+//! | `… \| WRITERS_WAITING`             | a writer may sleep: new readers wait             |
+//! | `… \| READERS_WAITING`             | a reader may sleep                               |
+//! | `WRITERS_WAITING` (no holder)      | handed over to the waiting writers: readers wait |
+//!
+//! `flags`: [`POISONED`] once a writer died holding the lock (until a writer calls
+//! [`mark_consistent`]); [`BROKEN`] once a reader died in the middle of changing `state`, so
+//! that the reader count is no longer known.
+//!
+//! # Protocol
+//!
+//! A reader adds 1 with a compare-exchange (Acquire) while no writer holds the lock or waits
+//! for it; a writer replaces a free word with its token (Acquire). Waiters set their waiting
+//! bit and sleep on `state`, in slices ([`Owners::slice_end`]); waking is always `wake_all`
+//! (readers and writers share the word). Writers are not starved: while [`WRITERS_WAITING`]
+//! is set no new reader enters, and the last reader out hands the free lock to the writers by
+//! leaving [`WRITERS_WAITING`] set. A reader that finds such a hand-over still untaken a whole
+//! sleep slice later (its writer gave up or died) clears it.
+//!
+//! Owner death: a waiter whose slice ends looks at a writer holder; if it is dead, the waiter
+//! sets [`POISONED`] and frees the word with a compare-exchange from the exact value it
+//! judged (a writer takes it over directly). Readers are accounted in the object's hold table
+//! ([`holds`](super::holds)), which waiters scan when a slice ends (`reclaim`).
+
+use super::Block;
+use super::holds::{Attribution, EntryError};
+use super::mutex::{Owners, TOKEN_MASK};
+use crate::word::{WaitOutcome, Word};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+/// Set while a writer holds the lock; the low bits are its token.
+pub const WRITE_LOCKED: u32 = 1 << 29;
+/// Set while a reader may be asleep on the word.
+pub const READERS_WAITING: u32 = 1 << 30;
+/// Set while a writer may be asleep on the word; readers do not enter.
+pub const WRITERS_WAITING: u32 = 1 << 31;
+/// The most readers at once.
+pub const MAX_READERS: u32 = TOKEN_MASK;
+const WAITING: u32 = READERS_WAITING | WRITERS_WAITING;
+
+/// In `flags`: a writer died holding the lock.
+pub const POISONED: u32 = 1;
+/// In `flags`: the reader count can no longer be trusted.
+pub const BROKEN: u32 = 2;
+
+/// Whether a writer holds `state`.
+#[inline]
+pub const fn is_write_locked(state: u32) -> bool {
+    state & WRITE_LOCKED != 0
+}
+
+/// The readers in `state` (0 when write-locked).
+#[inline]
+pub const fn readers(state: u32) -> u32 {
+    if is_write_locked(state) {
+        0
+    } else {
+        state & TOKEN_MASK
+    }
+}
+
+/// The writer's token in `state` (0 when not write-locked).
+#[inline]
+pub const fn writer(state: u32) -> u32 {
+    if is_write_locked(state) {
+        state & TOKEN_MASK
+    } else {
+        0
+    }
+}
+
+/// Whether nobody holds `state` (waiting bits aside).
+#[inline]
+pub const fn is_free(state: u32) -> bool {
+    state & (TOKEN_MASK | WRITE_LOCKED) == 0
+}
+
+/// How an acquire ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ours.
+    Acquired,
+    /// Ours, but a writer died holding the lock and nobody marked it consistent since.
+    Poisoned,
+    /// Not acquired in time.
+    Busy,
+    /// Never: the lock is broken.
+    Broken,
+    /// Not acquired: this process records too many read holds.
+    Full,
+}
+
+/// Releasing a lock not held that way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLocked;
+
+/// The two words of a reader-writer lock.
+#[derive(Clone, Copy, Debug)]
+pub struct RwLock<'a, W> {
+    /// Readers or the writer's token, and the waiting bits.
+    pub state: &'a W,
+    /// [`POISONED`], [`BROKEN`].
+    pub flags: &'a W,
+}
+
+impl<W: Word> RwLock<'_, W> {
+    /// The outcome for a lock just taken: poisoned or not. Relaxed: the compare-exchange that
+    /// took the lock (Acquire) synchronised with the Release that freed it after the poison
+    /// was set.
+    #[inline]
+    fn taken(&self) -> Outcome {
+        if self.flags.load(Relaxed) & POISONED != 0 {
+            Outcome::Poisoned
+        } else {
+            Outcome::Acquired
+        }
+    }
+
+    #[inline]
+    fn is_broken(&self) -> bool {
+        self.flags.load(Relaxed) & BROKEN != 0
+    }
+
+    /// Frees the word of a dead writer, from the exact value judged (`state`); sets the poison
+    /// first. Returns whether we did it.
+    fn free_dead_writer(&self, state: u32) -> bool {
+        self.flags.fetch_or(POISONED, Relaxed);
+        // Release: whoever takes the lock next sees the poison.
+        if self
+            .state
+            .compare_exchange(state, 0, Release, Relaxed)
+            .is_ok()
+        {
+            self.state.wake_all();
+            return true;
+        }
+        false
+    }
+
+    /// Takes a read lock for the caller, sleeping as `block` allows. `reclaim` is called when
+    /// a sleep slice ends, to give back the holds of dead readers.
+    pub fn read<A: Attribution, O: Owners>(
+        &self,
+        attribution: &A,
+        block: Block,
+        owners: &O,
+        mut reclaim: impl FnMut(),
+    ) -> Outcome {
+        let deadline = block.deadline();
+        let single_try = block == Block::Try;
+        let mut check_holder = single_try;
+        let mut out_of_time = single_try;
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if self.is_broken() {
+                return Outcome::Broken;
+            }
+            if !is_write_locked(state)
+                && state & WRITERS_WAITING == 0
+                && readers(state) < MAX_READERS
+            {
+                match attribution.begin() {
+                    Ok(()) => {}
+                    Err(EntryError::Broken) => return Outcome::Broken,
+                    Err(EntryError::Full) => return Outcome::Full,
+                }
+                match self
+                    .state
+                    .compare_exchange(state, state + 1, Acquire, Relaxed)
+                {
+                    Ok(_) => {
+                        attribution.commit();
+                        return self.taken();
+                    }
+                    Err(s) => {
+                        attribution.abort();
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            if check_holder {
+                check_holder = false;
+                if is_write_locked(state) && !owners.is_alive(writer(state)) {
+                    self.free_dead_writer(state);
+                    state = self.state.load(Relaxed);
+                    continue;
+                }
+            }
+            if out_of_time {
+                return Outcome::Busy;
+            }
+            if state & READERS_WAITING == 0 {
+                match self.state.compare_exchange(
+                    state,
+                    state | READERS_WAITING,
+                    Relaxed,
+                    Relaxed,
+                ) {
+                    Ok(_) => state |= READERS_WAITING,
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            let slept_on = state;
+            if self.state.wait(slept_on, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+                check_holder = true;
+                out_of_time = owners.expired(deadline);
+                reclaim();
+                let now = self.state.load(Relaxed);
+                if now == slept_on && is_free(now) && now & WRITERS_WAITING != 0 {
+                    // A hand-over to writers that no writer took for a whole slice: the
+                    // writer gave up or died. Let readers in again.
+                    if self
+                        .state
+                        .compare_exchange(now, now & !WRITERS_WAITING, Relaxed, Relaxed)
+                        .is_ok()
+                    {
+                        self.state.wake_all();
+                    }
+                }
+            }
+            state = self.state.load(Relaxed);
+        }
+    }
+
+    /// Takes the write lock for `token`, sleeping as `block` allows (see [`RwLock::read`]).
+    pub fn write<O: Owners>(
+        &self,
+        token: u32,
+        block: Block,
+        owners: &O,
+        mut reclaim: impl FnMut(),
+    ) -> Outcome {
+        debug_assert!(token != 0 && token & !TOKEN_MASK == 0);
+        let mut state = 0;
+        if !self.is_broken() {
+            match self
+                .state
+                .compare_exchange(0, token | WRITE_LOCKED, Acquire, Relaxed)
+            {
+                Ok(_) => return self.taken(),
+                Err(s) => state = s,
+            }
+        }
+        let deadline = block.deadline();
+        let single_try = block == Block::Try;
+        let mut check_holder = single_try;
+        let mut out_of_time = single_try;
+        loop {
+            if self.is_broken() {
+                return Outcome::Broken;
+            }
+            if is_free(state) {
+                let new = token | WRITE_LOCKED | (state & WAITING);
+                match self.state.compare_exchange(state, new, Acquire, Relaxed) {
+                    Ok(_) => return self.taken(),
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            if check_holder {
+                check_holder = false;
+                if is_write_locked(state) && !owners.is_alive(writer(state)) {
+                    self.flags.fetch_or(POISONED, Relaxed);
+                    let new = token | WRITE_LOCKED | (state & WAITING);
+                    match self.state.compare_exchange(state, new, Acquire, Relaxed) {
+                        Ok(_) => return Outcome::Poisoned,
+                        Err(s) => {
+                            state = s;
+                            continue;
+                        }
+                    }
+                }
+            }
+            if out_of_time {
+                return Outcome::Busy;
+            }
+            if state & WRITERS_WAITING == 0 {
+                match self.state.compare_exchange(
+                    state,
+                    state | WRITERS_WAITING,
+                    Relaxed,
+                    Relaxed,
+                ) {
+                    Ok(_) => state |= WRITERS_WAITING,
+                    Err(s) => {
+                        state = s;
+                        continue;
+                    }
+                }
+            }
+            if self.state.wait(state, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+                check_holder = true;
+                out_of_time = owners.expired(deadline);
+                reclaim();
+            }
+            state = self.state.load(Relaxed);
+        }
+    }
+
+    /// Removes `n` readers (a read unlock, or a dead reader's holds). The last reader out
+    /// hands the lock to waiting writers and wakes everyone.
+    ///
+    /// Release: our reads happen before the next writer's writes.
+    pub fn read_unlock(&self, n: u32) -> Result<(), NotLocked> {
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if is_write_locked(state) || readers(state) < n {
+                return Err(NotLocked);
+            }
+            let mut new = state - n;
+            let last = readers(new) == 0 && state & WAITING != 0;
+            if last {
+                // Hand over to the writers, if any wait; readers re-mark themselves.
+                new &= WRITERS_WAITING;
+            }
+            match self.state.compare_exchange(state, new, Release, Relaxed) {
+                Ok(_) => {
+                    if last {
+                        self.state.wake_all();
+                    }
+                    return Ok(());
+                }
+                Err(s) => state = s,
+            }
+        }
+    }
+
+    /// Releases the write lock held with `token`, waking everyone if anyone waits.
+    ///
+    /// Release: our writes are visible to the next holder.
+    #[inline]
+    pub fn write_unlock(&self, token: u32) -> Result<(), NotLocked> {
+        let held = token | WRITE_LOCKED;
+        let mut state = held;
+        loop {
+            match self.state.compare_exchange(state, 0, Release, Relaxed) {
+                Ok(_) => {
+                    if state & WAITING != 0 {
+                        self.state.wake_all();
+                    }
+                    return Ok(());
+                }
+                Err(s) if s & !WAITING == held => state = s,
+                Err(_) => return Err(NotLocked),
+            }
+        }
+    }
+
+    /// Clears the poison left by a dead writer (for the current writer, after repairing the
+    /// data). Returns whether it was poisoned.
+    pub fn mark_consistent(&self) -> bool {
+        self.flags.fetch_and(!POISONED, AcqRel) & POISONED != 0
+    }
+
+    /// Marks the lock broken and wakes every waiter to hear so.
+    pub fn break_it(&self) {
+        self.flags.fetch_or(BROKEN, Relaxed);
+        self.state.wake_all();
+    }
+}

@@ -1,0 +1,209 @@
+//! The semaphore: a count of permits in one word, and a count of sleepers in another.
+//!
+//! # The words
+//!
+//! `value`:
+//!
+//! ```text
+//!  31        30 ................................. 0
+//! +--------+--------------------------------------+
+//! | BROKEN |  permits available (≤ MAX_VALUE)     |
+//! +--------+--------------------------------------+
+//! ```
+//!
+//! `sleepers`: how many threads may be asleep on `value` (a hint for the releaser: it makes the
+//! wake call only when this is non-zero). A sleeper killed in its sleep leaves it one too high,
+//! which costs needless wake calls and nothing else.
+//!
+//! # Protocol
+//!
+//! Acquire is a compare-exchange `v → v - 1` (Acquire) for `v > 0`. With no permit, the caller
+//! increments `sleepers` (SeqCst) and sleeps on `value` while it is 0. Release is a
+//! compare-exchange `v → v + 1` (SeqCst), refused above the bound, then a SeqCst read of
+//! `sleepers`: either the releaser sees the sleeper's increment and wakes one, or the sleeper's
+//! futex wait finds the new value and does not sleep (store-load ordering on both sides).
+//!
+//! Each take is bracketed by the caller's [`Attribution`]: the hold table of a
+//! [`Permit`](crate::Permit) (see [`holds`](super::holds)), or nothing for Python's
+//! unattributed `acquire`.
+//!
+//! [`BROKEN`] is set when a process died mid-change of the word, so that the count of permits
+//! is no longer known; every acquire and release then fails, and every sleeper is woken.
+
+use super::Block;
+use super::holds::{Attribution, EntryError};
+use super::mutex::Owners;
+use crate::word::{WaitOutcome, Word};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+
+/// Set when the count can no longer be trusted.
+pub const BROKEN: u32 = 1 << 31;
+/// The most permits a semaphore can count.
+pub const MAX_VALUE: u32 = BROKEN - 1;
+
+/// The two words of a semaphore.
+#[derive(Clone, Copy, Debug)]
+pub struct Semaphore<'a, W> {
+    /// `BROKEN | permits`.
+    pub value: &'a W,
+    /// Threads that may be asleep on `value`.
+    pub sleepers: &'a W,
+}
+
+/// How an acquire ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// One permit is ours.
+    Yes,
+    /// No permit until the deadline (or at the single try).
+    Busy,
+    /// The semaphore is broken.
+    Broken,
+    /// The caller's hold table entry is full.
+    Full,
+}
+
+/// Why a release was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseError {
+    /// The count would pass its bound (a bounded semaphore's initial value, or [`MAX_VALUE`]).
+    AboveBound,
+    /// The semaphore is broken.
+    Broken,
+}
+
+/// Whether `value` is broken.
+#[inline]
+pub const fn is_broken(value: u32) -> bool {
+    value & BROKEN != 0
+}
+
+/// The permits in `value`.
+#[inline]
+pub const fn permits(value: u32) -> u32 {
+    value & MAX_VALUE
+}
+
+impl<W: Word> Semaphore<'_, W> {
+    /// Takes one permit if one is free, without sleeping.
+    #[inline]
+    fn try_take<A: Attribution>(&self, attribution: &A) -> Acquired {
+        let mut value = self.value.load(Relaxed);
+        loop {
+            if is_broken(value) {
+                return Acquired::Broken;
+            }
+            if value == 0 {
+                return Acquired::Busy;
+            }
+            match attribution.begin() {
+                Ok(()) => {}
+                Err(EntryError::Broken) => return Acquired::Broken,
+                Err(EntryError::Full) => return Acquired::Full,
+            }
+            match self
+                .value
+                .compare_exchange(value, value - 1, Acquire, Relaxed)
+            {
+                Ok(_) => {
+                    attribution.commit();
+                    return Acquired::Yes;
+                }
+                Err(v) => {
+                    attribution.abort();
+                    value = v;
+                }
+            }
+        }
+    }
+
+    /// Takes one permit, sleeping as `block` allows. Sleeps are slices ([`Owners::slice_end`]);
+    /// when one ends (and before a single try gives up) `reclaim` is called, to give back the
+    /// permits of holders that died.
+    pub fn acquire<A: Attribution, O: Owners>(
+        &self,
+        attribution: &A,
+        block: Block,
+        owners: &O,
+        mut reclaim: impl FnMut(),
+    ) -> Acquired {
+        let deadline = block.deadline();
+        let mut reclaimed = false;
+        loop {
+            match self.try_take(attribution) {
+                Acquired::Busy => {}
+                done => return done,
+            }
+            if block == Block::Try {
+                if reclaimed {
+                    return Acquired::Busy;
+                }
+                reclaimed = true;
+                reclaim();
+                continue;
+            }
+            // SeqCst: ordered before the futex wait's read of `value`, against the releaser's
+            // SeqCst increment and read of `sleepers` (see the module docs).
+            self.sleepers.fetch_add(1, SeqCst);
+            let outcome = self.value.wait(0, owners.slice_end(deadline));
+            self.sleepers.fetch_sub(1, Relaxed);
+            if outcome == WaitOutcome::TimedOut {
+                reclaim();
+                if owners.expired(deadline) {
+                    // One last look: the permit may have come with the deadline.
+                    return match self.try_take(attribution) {
+                        Acquired::Yes => Acquired::Yes,
+                        Acquired::Busy => Acquired::Busy,
+                        other => other,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Returns one permit, refused if the count would pass `bound` (at most [`MAX_VALUE`]).
+    /// Wakes one sleeper if there may be one.
+    pub fn release(&self, bound: u32) -> Result<(), ReleaseError> {
+        self.add(1, bound)
+    }
+
+    /// Returns `n` permits (a dead holder's, or `release(n)`), up to `bound`.
+    pub fn add(&self, n: u32, bound: u32) -> Result<(), ReleaseError> {
+        let bound = bound.min(MAX_VALUE);
+        let mut value = self.value.load(Relaxed);
+        loop {
+            if is_broken(value) {
+                return Err(ReleaseError::Broken);
+            }
+            let Some(new) = value.checked_add(n).filter(|&v| v <= bound) else {
+                return Err(ReleaseError::AboveBound);
+            };
+            // SeqCst: publishes our writes (Release) and orders the read of `sleepers` below
+            // after the new value.
+            match self.value.compare_exchange(value, new, SeqCst, Relaxed) {
+                Ok(_) => break,
+                Err(v) => value = v,
+            }
+        }
+        if self.sleepers.load(SeqCst) != 0 {
+            if n == 1 {
+                self.value.wake_one();
+            } else {
+                self.value.wake_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the semaphore broken and wakes every sleeper to hear so.
+    pub fn break_it(&self) {
+        self.value.fetch_or(BROKEN, Relaxed);
+        self.value.wake_all();
+    }
+
+    /// The permits available now (a snapshot), or `None` if broken.
+    pub fn value(&self) -> Option<u32> {
+        let value = self.value.load(Relaxed);
+        (!is_broken(value)).then_some(permits(value))
+    }
+}

@@ -1,0 +1,386 @@
+//! [`RwLock`]: a reader-writer lock over a `Pod` value in a region.
+
+use crate::error::{LockError, OwnerDied, Result, TryLockError};
+use crate::lock::Hold;
+use crate::object::{ENTRY_BYTES, Words};
+use crate::protocol::Block;
+use crate::protocol::holds::{Holder, Unattributed};
+use crate::protocol::rwlock::{self as proto, BROKEN, Outcome, POISONED};
+use crate::region::{Kind, Region, Spec};
+use bytemuck::Pod;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+const STATE: usize = 0;
+const FLAGS: usize = 4;
+
+/// A reader-writer lock shared between processes, over a `Pod` value `T` in the region (the
+/// process-shared `pthread_rwlock_t`, or Boost.Interprocess's `interprocess_sharable_mutex`).
+///
+/// Any number of readers ([`read`](RwLock::read)) or one writer ([`write`](RwLock::write)) at
+/// a time. Writers are not starved: once a writer waits, new readers wait behind it. (So a
+/// thread that takes a second read lock while a writer waits deadlocks, as with std's
+/// `RwLock`.)
+///
+/// # Dying processes
+///
+/// - A writer that dies holding the lock: a waiter notices within
+///   [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL) and frees the lock, which becomes
+///   *poisoned*: every acquire then returns [`LockError::OwnerDied`] with the guard inside,
+///   until a writer repairs the value and calls [`RwLockWriteGuard::mark_consistent`].
+/// - A reader that dies holding a read lock: its read locks are recorded in the lock's hold
+///   table (one entry per process slot), and a waiter gives them back.
+/// - A reader that dies in the middle of taking or dropping a read lock (between the count
+///   change and its record, a few instructions): nobody can tell whether it held one, so the
+///   lock is marked broken and every acquire fails with [`LockError::NotRecoverable`] /
+///   [`TryLockError::NotRecoverable`] ([`is_broken`](RwLock::is_broken) says so).
+///
+/// # Examples
+///
+/// ```
+/// let region = shmsync::Region::anonymous(1 << 16)?;
+/// let config = region.rwlock::<[u32; 4]>("config", [1, 2, 3, 4])?;
+/// {
+///     let a = config.read()?;
+///     let b = config.read()?; // readers share
+///     assert_eq!(a[0] + b[3], 5);
+/// }
+/// config.write()?[0] = 10;
+/// assert_eq!(config.read()?[0], 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RwLock<T> {
+    words: Words,
+    data: usize,
+    _type: PhantomData<T>,
+}
+
+impl<T> Clone for RwLock<T> {
+    fn clone(&self) -> Self {
+        RwLock {
+            words: self.words.clone(),
+            data: self.data,
+            _type: PhantomData,
+        }
+    }
+}
+
+/// The lock's words, as the hold table sees them.
+struct Readers<'a>(proto::RwLock<'a, AtomicU32>);
+
+impl Holder for Readers<'_> {
+    fn give_back(&self, n: u32) {
+        if self.0.read_unlock(n).is_err() {
+            // Fewer readers than the dead process's record: the books are wrong.
+            self.0.break_it();
+        }
+    }
+    fn break_object(&self) {
+        self.0.break_it();
+    }
+}
+
+impl<T: Pod> RwLock<T> {
+    #[inline]
+    fn proto(&self) -> proto::RwLock<'_, AtomicU32> {
+        proto::RwLock {
+            state: self.words.at(STATE),
+            flags: self.words.at(FLAGS),
+        }
+    }
+
+    fn reclaim(&self, block: Block) {
+        let me = self.words.region().token();
+        let readers = Readers(self.proto());
+        match block {
+            Block::Try => self.words.reclaim_now_and_then(me, &readers),
+            _ => self.words.reclaim(me, &readers),
+        }
+    }
+
+    fn read_with(&self, block: Block) -> (Outcome, Hold) {
+        let region = self.words.region();
+        let hold = region.hold();
+        let lock = self.proto();
+        let outcome = match self.words.entry_of(hold) {
+            Some(entry) => match entry.own(hold.token, region, &Readers(self.proto())) {
+                Ok(()) => lock.read(&entry, block, region, || self.reclaim(block)),
+                Err(_) => Outcome::Broken,
+            },
+            // Unregistered: the read lock cannot be recorded (see `Permit`).
+            None => lock.read(&Unattributed, block, region, || self.reclaim(block)),
+        };
+        (outcome, hold)
+    }
+
+    fn write_with(&self, block: Block) -> (Outcome, Hold) {
+        let region = self.words.region();
+        let hold = region.hold();
+        let outcome = self
+            .proto()
+            .write(hold.token, block, region, || self.reclaim(block));
+        (outcome, hold)
+    }
+
+    /// Takes a read lock, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] (with the guard) while the lock is poisoned by a dead writer;
+    /// [`LockError::NotRecoverable`] if the lock is broken (or this process holds about a
+    /// million read locks of it).
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, LockError<RwLockReadGuard<'_, T>>> {
+        let (outcome, hold) = self.read_with(Block::Forever);
+        let guard = || RwLockReadGuard { lock: self, hold };
+        match outcome {
+            Outcome::Acquired => Ok(guard()),
+            Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
+            Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
+        }
+    }
+
+    /// Takes a read lock if no writer holds or waits for it now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if it cannot be had now; otherwise as
+    /// [`read`](RwLock::read).
+    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
+        self.try_read_with(Block::Try)
+    }
+
+    /// Takes a read lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](RwLock::try_read).
+    pub fn try_read_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
+        self.try_read_with(Block::after(timeout))
+    }
+
+    fn try_read_with(
+        &self,
+        block: Block,
+    ) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
+        let (outcome, hold) = self.read_with(block);
+        let guard = || RwLockReadGuard { lock: self, hold };
+        match outcome {
+            Outcome::Acquired => Ok(guard()),
+            Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
+            Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
+            Outcome::Broken => Err(TryLockError::NotRecoverable),
+        }
+    }
+
+    /// Takes the write lock, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] (with the guard: repair the value, then
+    /// [`mark_consistent`](RwLockWriteGuard::mark_consistent)) while the lock is poisoned by a
+    /// dead writer; [`LockError::NotRecoverable`] if the lock is broken.
+    pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, LockError<RwLockWriteGuard<'_, T>>> {
+        let (outcome, hold) = self.write_with(Block::Forever);
+        let guard = || RwLockWriteGuard { lock: self, hold };
+        match outcome {
+            Outcome::Acquired => Ok(guard()),
+            Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
+            Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
+        }
+    }
+
+    /// Takes the write lock if nobody holds the lock now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if someone does; otherwise as [`write`](RwLock::write).
+    pub fn try_write(
+        &self,
+    ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
+        self.try_write_with(Block::Try)
+    }
+
+    /// Takes the write lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_write`](RwLock::try_write).
+    pub fn try_write_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
+        self.try_write_with(Block::after(timeout))
+    }
+
+    fn try_write_with(
+        &self,
+        block: Block,
+    ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
+        let (outcome, hold) = self.write_with(block);
+        let guard = || RwLockWriteGuard { lock: self, hold };
+        match outcome {
+            Outcome::Acquired => Ok(guard()),
+            Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
+            Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
+            Outcome::Broken => Err(TryLockError::NotRecoverable),
+        }
+    }
+
+    /// Whether a writer died holding the lock and nobody marked it consistent since.
+    pub fn is_poisoned(&self) -> bool {
+        self.words.at(FLAGS).load(Relaxed) & POISONED != 0
+    }
+
+    /// Whether the lock is broken (see the type's docs).
+    pub fn is_broken(&self) -> bool {
+        self.words.at(FLAGS).load(Relaxed) & BROKEN != 0
+    }
+
+    /// Readers holding the lock now (a snapshot).
+    pub fn readers(&self) -> u32 {
+        proto::readers(self.words.at(STATE).load(Relaxed))
+    }
+
+    /// Whether a writer holds the lock now (a snapshot).
+    pub fn is_write_locked(&self) -> bool {
+        proto::is_write_locked(self.words.at(STATE).load(Relaxed))
+    }
+
+    fn data(&self) -> *mut T {
+        self.words.ptr(self.data).cast()
+    }
+}
+
+impl<T: Pod> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwLock")
+            .field("readers", &self.readers())
+            .field("write_locked", &self.is_write_locked())
+            .field("poisoned", &self.is_poisoned())
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+// SAFETY: the value is only reached through guards: shared reads under read locks, exclusive
+// access under the write lock, from any thread; `T: Pod` has no thread affinity.
+unsafe impl<T: Pod + Send> Send for RwLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod + Send + Sync> Sync for RwLock<T> {}
+
+/// A read lock on an [`RwLock`]; released when dropped (or when its process dies).
+#[must_use = "the read lock is released as soon as the guard is dropped"]
+pub struct RwLockReadGuard<'a, T: Pod> {
+    lock: &'a RwLock<T>,
+    hold: Hold,
+}
+
+impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: we hold a read lock, so no writer that honours the lock changes the value;
+        // it is aligned and inside the object (the directory reserved it for `T`).
+        unsafe { &*self.lock.data() }
+    }
+}
+
+impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.hold.is_ours() {
+            return; // a forked child's copy: the read lock is the parent's
+        }
+        let lock = self.lock.proto();
+        let entry = self.lock.words.entry_of(self.hold);
+        if let Some(entry) = &entry {
+            entry.begin_give();
+        }
+        let _ = lock.read_unlock(1);
+        if let Some(entry) = &entry {
+            entry.end_give();
+        }
+    }
+}
+
+/// The write lock on an [`RwLock`]; released when dropped.
+#[must_use = "the write lock is released as soon as the guard is dropped"]
+pub struct RwLockWriteGuard<'a, T: Pod> {
+    lock: &'a RwLock<T>,
+    hold: Hold,
+}
+
+impl<T: Pod> RwLockWriteGuard<'_, T> {
+    /// Declares the value repaired after a writer died holding the lock (see
+    /// [`LockError::OwnerDied`]): later acquires succeed normally again.
+    pub fn mark_consistent(&self) {
+        self.lock.proto().mark_consistent();
+    }
+}
+
+impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: we hold the write lock: nobody that honours the lock touches the value.
+        unsafe { &*self.lock.data() }
+    }
+}
+
+impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; the exclusive borrow of the guard makes this the only access.
+        unsafe { &mut *self.lock.data() }
+    }
+}
+
+impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.hold.is_ours() {
+            let _ = self.lock.proto().write_unlock(self.hold.token);
+        }
+    }
+}
+
+impl<T: Pod> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RwLockReadGuard")
+    }
+}
+
+impl<T: Pod> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RwLockWriteGuard")
+    }
+}
+
+impl Region {
+    /// Finds or creates the [`RwLock`] called `name` over a `T`, created holding `init` (an
+    /// existing one keeps its value).
+    ///
+    /// The object takes 16 bytes, the value, and 8 bytes per process slot of the region (its
+    /// hold table; see [`RegionOptions::max_processes`](crate::RegionOptions::max_processes)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`](crate::Error::Mismatch) if `name` holds another kind of object or
+    /// another type; otherwise as [`Region::lock`].
+    pub fn rwlock<T: Pod>(&self, name: &str, init: T) -> Result<RwLock<T>> {
+        let entries = self.inner.process_slots();
+        let spec = Spec::of::<T>(Kind::RwLock, 1).with_table(entries * ENTRY_BYTES);
+        let data = spec.data_offset();
+        let words = Words::open(self, name, &spec, entries, |fresh| {
+            // SAFETY: the directory reserved room for a `T` at `data` (aligned for it) in the
+            // fresh object, which nobody else can see yet.
+            unsafe { fresh.ptr(data).cast::<T>().write(init) };
+        })?;
+        Ok(RwLock {
+            words,
+            data,
+            _type: PhantomData,
+        })
+    }
+}
