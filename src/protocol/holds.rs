@@ -54,6 +54,10 @@ pub const HELD_MASK: u32 = INTENT - 1;
 /// threads that race past the check, so `held` never carries into `intent`.
 pub const HELD_LIMIT: u32 = HELD_MASK - (1 << 16);
 
+/// How many sleep slices [`Entry::own`] waits for a live recoverer before it declares the
+/// object broken (about 5 s with 20 ms slices).
+pub const RECOVERY_PATIENCE: u32 = 250;
+
 /// What the table needs from the object it belongs to.
 pub trait Holder {
     /// Returns `n` holds of a dead process to the object (adds permits back, removes readers).
@@ -130,6 +134,9 @@ impl<W: Word> Entry<'_, W> {
         owners: &O,
         object: &H,
     ) -> Result<(), EntryError> {
+        // A recovery takes a few word changes; a `RECOVERING` mark that stays this many sleep
+        // slices names a recoverer that is stuck, or is damage: give up rather than hang.
+        let mut patience = RECOVERY_PATIENCE;
         loop {
             let owner = self.owner.load(Acquire);
             if owner == token {
@@ -151,6 +158,11 @@ impl<W: Word> Entry<'_, W> {
                     object.break_object();
                     return Err(EntryError::Broken);
                 }
+                if patience == 0 {
+                    object.break_object();
+                    return Err(EntryError::Broken);
+                }
+                patience -= 1;
                 // A live recoverer is giving holds back: wait for it (a few word changes).
                 self.owner.wait(owner, owners.slice_end(None));
                 continue;
