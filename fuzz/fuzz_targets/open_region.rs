@@ -134,7 +134,102 @@ fn exercise(region: &Region) {
             .raw_array::<i64>("fuzz.raw_array", &[4, 5])
             .map(|r| use_raw_array(&r)),
     );
+    report(region.semaphore("fuzz.sem", 2).map(|s| use_semaphore(&s)));
+    report(
+        region
+            .bounded_semaphore("fuzz.bsem", 1)
+            .map(|s| use_semaphore(&s)),
+    );
+    report(region.condition("fuzz.cond").map(|c| use_condition(&c)));
+    report(region.event("fuzz.event").map(|e| use_event(&e)));
+    report(region.barrier("fuzz.barrier", 2).map(|b| use_barrier(&b)));
+    report(region.rwlock::<u64>("fuzz.rwlock", 9).map(|l| use_rwlock(&l)));
     let _ = region.objects().map(|o| o.len());
+}
+
+fn use_semaphore(sem: &shmsync::Semaphore) {
+    let _ = format!("{sem:?}");
+    let _ = (sem.value(), sem.is_broken());
+    if sem.acquire(false, None) {
+        report(sem.release());
+    }
+    match sem.try_permit() {
+        Ok(permit) => drop(permit),
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    let _ = sem.acquire(true, Some(Duration::ZERO));
+}
+
+fn use_condition(cond: &shmsync::Condition) {
+    let _ = format!("{cond:?}");
+    match cond.try_lock() {
+        Ok(guard) => {
+            report(cond.notify(1));
+            report(cond.notify_all());
+            report(cond.wait(Some(Duration::ZERO)).map(drop));
+            report(cond.wait_for(|| true, Some(Duration::ZERO)).map(drop));
+            drop(guard);
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    if !cond.is_owned_by_current_thread() {
+        assert!(cond.notify(1).is_err(), "notify without the lock was accepted");
+    }
+}
+
+fn use_event(event: &shmsync::Event) {
+    let _ = format!("{event:?}");
+    let was = event.is_set();
+    assert_eq!(event.wait(Some(Duration::ZERO)), was, "a zero wait disagrees with is_set");
+    event.set();
+    assert!(event.is_set() && event.wait(Some(Duration::ZERO)), "a set event is not set");
+    event.clear();
+    assert!(!event.is_set(), "a cleared event is set");
+}
+
+fn use_barrier(barrier: &shmsync::Barrier) {
+    let _ = format!("{barrier:?}");
+    let _ = (barrier.n_waiting(), barrier.broken(), barrier.parties());
+    let _ = barrier.wait(Some(Duration::ZERO));
+    if coin(2) {
+        barrier.abort();
+        assert!(barrier.broken(), "an aborted barrier is not broken");
+    }
+    barrier.reset();
+    assert!(!barrier.broken(), "a reset barrier is broken");
+    if barrier.parties() == 1 {
+        assert_eq!(barrier.wait(Some(Duration::ZERO)), Ok(0));
+    }
+}
+
+fn use_rwlock<T: shmsync::Pod + std::fmt::Debug>(lock: &shmsync::RwLock<T>) {
+    let _ = format!("{lock:?}");
+    let _ = (lock.readers(), lock.is_write_locked(), lock.is_poisoned(), lock.is_broken());
+    match lock.try_read() {
+        Ok(guard) => {
+            let _ = format!("{:?}", *guard);
+            assert!(lock.try_write().is_err(), "written while read-locked");
+        }
+        Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+        Err(_) => {}
+    }
+    match lock.try_write() {
+        Ok(mut guard) => {
+            *guard = T::zeroed();
+            assert!(lock.try_read().is_err(), "read while write-locked");
+        }
+        Err(TryLockError::OwnerDied(died)) => {
+            let guard = died.into_guard();
+            if coin(3) {
+                guard.mark_consistent();
+            }
+        }
+        Err(_) => {}
+    }
 }
 
 /// Formats an error (its Display code runs on fuzzed contents too) and drops it.
@@ -156,7 +251,20 @@ fn open_listed(region: &Region, info: &ObjectInfo) {
             match (info.kind, info.type_name.as_str()) {
                 (Kind::Lock, _) => report(region.lock(name).map(|l| use_lock(&l))),
                 (Kind::RLock, _) => report(region.rlock(name).map(|r| use_rlock(&r))),
+                (Kind::Semaphore, _) => report(region.semaphore(name, 0).map(|s| use_semaphore(&s))),
+                (Kind::BoundedSemaphore, _) => {
+                    report(region.bounded_semaphore(name, 1).map(|s| use_semaphore(&s)))
+                }
+                (Kind::Condition, _) => report(region.condition(name).map(|c| use_condition(&c))),
+                (Kind::Event, _) => report(region.event(name).map(|e| use_event(&e))),
+                (Kind::Barrier, _) => {
+                    let parties = u32::try_from(len).unwrap_or(u32::MAX);
+                    report(region.barrier(name, parties).map(|b| use_barrier(&b)))
+                }
                 $(
+                    (Kind::RwLock, stringify!($t)) => {
+                        report(region.rwlock::<$t>(name, 0).map(|l| use_rwlock(&l)))
+                    }
                     (Kind::Value, stringify!($t)) => {
                         report(region.value::<$t>(name, 0).map(|v| use_value_int(&v)))
                     }

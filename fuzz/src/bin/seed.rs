@@ -6,7 +6,7 @@
 //! types, a full directory, held locks, locks whose holder died (poisoned, unrecoverable,
 //! recovered), long and non-ASCII names, the smallest directories.
 
-use shmsync::{Region, Result};
+use shmsync::{Region, RegionOptions, Result};
 use std::path::{Path, PathBuf};
 
 /// Creates a region of `size` bytes with room for `capacity` objects, lets `fill` add objects,
@@ -18,10 +18,20 @@ fn seed(
     size: usize,
     fill: impl FnOnce(&Region) -> Result<()>,
 ) {
+    seed_with(out, name, Region::options().capacity(capacity), size, fill)
+}
+
+/// [`seed`] with explicit region options.
+fn seed_with(
+    out: &Path,
+    name: &str,
+    options: &RegionOptions,
+    size: usize,
+    fill: impl FnOnce(&Region) -> Result<()>,
+) {
     let tmp = std::env::temp_dir().join(format!("shmsync-seed-{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let region = Region::options()
-        .capacity(capacity)
+    let region = options
         .create(&tmp, size)
         .unwrap_or_else(|e| panic!("create {name}: {e}"));
     fill(&region).unwrap_or_else(|e| panic!("fill {name}: {e}"));
@@ -83,6 +93,34 @@ fn main() {
         r.raw_array::<i16>("raw_i16", &[-1; 16])?;
         Ok(())
     });
+
+    // The synchronisation objects with hold tables (8 bytes per process slot): a small process
+    // table keeps the file small.
+    seed_with(
+        &out,
+        "sync_kinds",
+        Region::options().capacity(16).max_processes(8),
+        12 * 1024,
+        |r| {
+            let sem = r.semaphore("sem", 3)?;
+            std::mem::forget(sem.permit()?); // a recorded hold in the table
+            assert!(sem.acquire(false, None));
+            r.bounded_semaphore("bsem", 1)?;
+            let cond = r.condition("cond")?;
+            std::mem::forget(cond.lock()?);
+            let event = r.event("event")?;
+            event.set();
+            let barrier = r.barrier("barrier", 3)?;
+            assert!(barrier.wait(Some(std::time::Duration::ZERO)).is_err());
+            r.barrier("one", 1)?.wait(None).expect("one party");
+            let rw = r.rwlock::<u64>("rw", 5)?;
+            std::mem::forget(rw.read()?);
+            r.rwlock::<[u8; 3]>("rw_bytes", [1, 2, 3])?;
+            let w = r.rwlock::<i32>("rw_w", -1)?;
+            std::mem::forget(w.write()?);
+            Ok(())
+        },
+    );
 
     seed(&out, "held_locks", 16, K24, |r| {
         // Left held in the file: the fuzzer starts from locks some process still holds.
