@@ -60,7 +60,46 @@ fn main() {
                 drop(r.raw_value::<u64>("r64", 0).expect("raw"))
             }),
         ),
+        (
+            "Semaphore (1024 process slots)".into(),
+            cost(&region, |r| drop(r.semaphore("sem", 1).expect("semaphore"))),
+        ),
+        (
+            "BoundedSemaphore (1024 process slots)".into(),
+            cost(&region, |r| {
+                drop(r.bounded_semaphore("bsem", 1).expect("semaphore"))
+            }),
+        ),
+        (
+            "Condition".into(),
+            cost(&region, |r| drop(r.condition("cond").expect("condition"))),
+        ),
+        (
+            "Event".into(),
+            cost(&region, |r| drop(r.event("event").expect("event"))),
+        ),
+        (
+            "Barrier".into(),
+            cost(&region, |r| drop(r.barrier("barrier", 4).expect("barrier"))),
+        ),
+        (
+            "RwLock<u64> (1024 process slots)".into(),
+            cost(&region, |r| drop(r.rwlock::<u64>("rw", 0).expect("rwlock"))),
+        ),
     ];
+    // The hold tables scale with the region's process table.
+    let small = Region::options()
+        .max_processes(64)
+        .anonymous(SIZE)
+        .expect("region");
+    objects.push((
+        "Semaphore (64 process slots)".into(),
+        cost(&small, |r| drop(r.semaphore("sem", 1).expect("semaphore"))),
+    ));
+    objects.push((
+        "RwLock<u64> (64 process slots)".into(),
+        cost(&small, |r| drop(r.rwlock::<u64>("rw", 0).expect("rwlock"))),
+    ));
     let mut arrays = Vec::new();
     for n in [1usize, 64, 100, 120, 121, 1000, 4096, 65536] {
         let bytes = cost(&region, |r| {
