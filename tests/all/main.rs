@@ -21,4 +21,5 @@ mod owner_death;
 mod raw;
 mod region;
 mod rlock;
+mod semaphore;
 mod value;
