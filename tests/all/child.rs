@@ -6,7 +6,7 @@
 //! the variable is absent and this test returns at once.
 
 use crate::common::{CHILD_OK, ROLE_VAR};
-use crate::{death, lock, owner_death, raw, region, rlock, semaphore, value};
+use crate::{condition, death, lock, owner_death, raw, region, rlock, semaphore, value};
 
 #[test]
 fn child_entry() {
@@ -33,7 +33,10 @@ fn child_entry() {
         "die_holding" => death::child_die_holding,
         "table_member" => region::child_table_member,
         "table_latecomer" => region::child_table_latecomer,
-        other => match owner_death::role(other).or_else(|| semaphore::role(other)) {
+        other => match owner_death::role(other)
+            .or_else(|| semaphore::role(other))
+            .or_else(|| condition::role(other))
+        {
             Some(run) => run,
             None => panic!("unknown helper role {other:?}"),
         },

@@ -12,6 +12,7 @@
 
 mod child;
 mod common;
+mod condition;
 mod death;
 mod directory;
 mod files;

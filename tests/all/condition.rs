@@ -1,0 +1,429 @@
+//! `Condition` across processes: a producer and consumers, `wait` without the lock, the RLock
+//! count that `wait` restores, notify with a waiter SIGKILLed in its wait, timeouts.
+
+use crate::common::{
+    Child, LIMIT, ShmName, arg, child_path, spawn, wait_all, wait_for_count, wait_until,
+};
+use shmsync::{Error, RawValue, Region, Result};
+use std::time::{Duration, Instant};
+
+/// The helper roles of this module, for [`crate::child::child_entry`].
+pub fn role(name: &str) -> Option<fn() -> Result<()>> {
+    Some(match name {
+        "cond_producer" => child_producer,
+        "cond_consumer" => child_consumer,
+        "cond_waiter" => child_waiter,
+        "cond_notifier" => child_notifier,
+        "cond_holder" => child_holder,
+        _ => return None,
+    })
+}
+
+const SIZE: usize = 1 << 18;
+
+fn new_region(shm: &ShmName) -> Region {
+    Region::create(shm.name(), SIZE).expect("create region")
+}
+
+fn counter(region: &Region, name: &str) -> Result<RawValue<u32>> {
+    region.raw_value(name, 0)
+}
+
+// -------------------------------------------------------------------------------------------
+// Producer and consumers: a ring of CAP slots in a raw array, guarded by the condition's lock.
+
+const CAP: u64 = 4;
+const ITEMS: u64 = 400;
+
+/// The queue's shared state (all accessed with the condition's lock held).
+struct Queue {
+    ring: shmsync::RawArray<u64>,
+    head: RawValue<u64>,
+    tail: RawValue<u64>,
+    done: RawValue<u32>,
+}
+
+impl Queue {
+    fn open(region: &Region) -> Result<Queue> {
+        Ok(Queue {
+            ring: region.raw_array("ring", &[0; CAP as usize])?,
+            head: region.raw_value("head", 0)?,
+            tail: region.raw_value("tail", 0)?,
+            done: region.raw_value("done", 0)?,
+        })
+    }
+    fn len(&self) -> u64 {
+        self.head.load() - self.tail.load()
+    }
+}
+
+/// Puts 1..=ITEMS into the ring, waiting (`wait_for`) while it is full; `notify(1)` after
+/// each item (only consumers can be waiting then), `notify_all` when done.
+pub fn child_producer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    let q = Queue::open(&region)?;
+    for item in 1..=ITEMS {
+        let _g = c.lock()?;
+        assert!(
+            c.wait_for(|| q.len() < CAP, Some(LIMIT))?,
+            "the ring stayed full for {LIMIT:?}"
+        );
+        let head = q.head.load();
+        q.ring.store((head % CAP) as usize, item);
+        q.head.store(head + 1);
+        c.notify(1)?;
+    }
+    let _g = c.lock()?;
+    q.done.store(1);
+    c.notify_all()?;
+    Ok(())
+}
+
+/// Takes items until the ring is empty and the producer is done; counts each item in
+/// `seen[item - 1]`. `style` = "wait_for" waits with `wait_for`; "wait" loops on `wait`.
+pub fn child_consumer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    let q = Queue::open(&region)?;
+    let seen = region.raw_array::<u32>("seen", &[0; ITEMS as usize])?;
+    let taken = region.raw_value::<u64>("taken", 0)?;
+    let style: String = arg("style");
+    loop {
+        let g = c.lock()?;
+        let ready = || q.len() > 0 || q.done.load() != 0;
+        match style.as_str() {
+            "wait_for" => assert!(c.wait_for(ready, Some(LIMIT))?, "nothing came"),
+            "wait" => {
+                let deadline = Instant::now() + LIMIT;
+                while !ready() {
+                    assert!(Instant::now() < deadline, "nothing came");
+                    c.wait(Some(Duration::from_secs(1)))?;
+                    assert!(c.is_owned_by_current_thread() && c.count() == 1);
+                }
+            }
+            other => panic!("unknown style {other:?}"),
+        }
+        if q.len() == 0 {
+            // Done and empty.
+            return Ok(());
+        }
+        let tail = q.tail.load();
+        let item = q.ring.load((tail % CAP) as usize);
+        q.tail.store(tail + 1);
+        // The producer may wait for room: wake everyone (consumers re-check and sleep).
+        c.notify_all()?;
+        drop(g);
+        assert!((1..=ITEMS).contains(&item), "item {item} out of range");
+        seen.fetch_add(item as usize - 1, 1);
+        taken.fetch_add(1);
+    }
+}
+
+/// Takes the lock, counts itself `waiting`, and waits (lock released) until `flag` is set;
+/// counts itself `woken` when it returns, with the lock held again.
+pub fn child_waiter() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    let flag = counter(&region, "flag")?;
+    let _g = c.lock()?;
+    counter(&region, "waiting")?.fetch_add(1);
+    assert!(
+        c.wait_for(|| flag.load() != 0, Some(LIMIT))?,
+        "not notified within {LIMIT:?}"
+    );
+    assert!(c.is_owned_by_current_thread());
+    assert_eq!(c.count(), 1);
+    counter(&region, "woken")?.fetch_add(1);
+    Ok(())
+}
+
+/// Waits for the parent to be `waiting` (with the lock entered twice), then takes the lock:
+/// possible only once the parent's `wait` released it entirely. Sets `flag`, notifies one.
+pub fn child_notifier() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    wait_for_count(&counter(&region, "waiting")?, 1, "the parent to wait");
+    let g = c
+        .try_lock_for(LIMIT)
+        .expect("the waiting parent never released its lock entirely");
+    assert_eq!(c.count(), 1, "a fresh count for us");
+    counter(&region, "flag")?.store(1);
+    c.notify(1)?;
+    drop(g);
+    Ok(())
+}
+
+/// Takes the lock (once the parent is `waiting`, if `after_wait` is 1) and says so in `held`;
+/// checks that the parent cannot use the condition as its own meanwhile; releases after
+/// `hold_ms` milliseconds, or once `stop` is set if `hold_ms` is 0, and says so in `released`.
+pub fn child_holder() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    if arg::<u32>("after_wait") == 1 {
+        wait_for_count(&counter(&region, "waiting")?, 1, "the parent to wait");
+    }
+    let g = c.try_lock_for(LIMIT).expect("the lock stayed held");
+    counter(&region, "held")?.fetch_add(1);
+    match arg::<u64>("hold_ms") {
+        0 => {
+            let stop = counter(&region, "stop")?;
+            wait_until("the stop signal", || stop.load() != 0);
+        }
+        ms => std::thread::sleep(Duration::from_millis(ms)),
+    }
+    counter(&region, "released")?.fetch_add(1);
+    drop(g);
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn a_producer_and_two_consumers_in_three_processes_pass_every_item_once() {
+    let shm = ShmName::new("cond-pc");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let seen = region
+        .raw_array::<u32>("seen", &[0; ITEMS as usize])
+        .unwrap();
+    let consumers: Vec<Child> = ["wait_for", "wait"]
+        .iter()
+        .map(|style| spawn("cond_consumer", &shm.path(), &[("style", style)]))
+        .collect();
+    let producer = spawn("cond_producer", &shm.path(), &[]);
+    producer.wait_ok();
+    wait_all(consumers);
+    let counts = seen.to_vec();
+    for (i, n) in counts.iter().enumerate() {
+        assert_eq!(*n, 1, "item {} was taken {n} times", i + 1);
+    }
+    assert_eq!(region.raw_value::<u64>("taken", 0).unwrap().load(), ITEMS);
+    assert!(!c.is_locked());
+}
+
+#[test]
+fn wait_notify_and_wait_for_without_the_lock_are_refused() {
+    let shm = ShmName::new("cond-unlocked");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let refused = |c: &shmsync::Condition, want: fn(&Error) -> bool, what: &str| {
+        let errors = [
+            ("wait", c.wait(Some(Duration::from_millis(1))).map(drop)),
+            ("wait(None)", c.wait(None).map(drop)),
+            ("wait_for", c.wait_for(|| true, None).map(drop)),
+            ("notify", c.notify(1)),
+            ("notify_one", c.notify_one()),
+            ("notify_all", c.notify_all()),
+        ];
+        for (op, result) in errors {
+            match result {
+                Err(ref e) if want(e) => {}
+                other => panic!("{op} {what}: {other:?}"),
+            }
+        }
+    };
+    refused(
+        &c,
+        |e| matches!(e, Error::NotLocked),
+        "without the lock (NotLocked)",
+    );
+    assert!(!c.is_locked());
+
+    // Held by another process: NotOwner, and nothing changes hands.
+    let holder = spawn(
+        "cond_holder",
+        &shm.path(),
+        &[("after_wait", &0), ("hold_ms", &0)],
+    );
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the other process to lock",
+    );
+    refused(
+        &c,
+        |e| matches!(e, Error::NotOwner),
+        "while another process holds the lock (NotOwner)",
+    );
+    assert!(c.is_locked() && !c.is_owned_by_current_thread());
+    region.raw_value::<u32>("stop", 0).unwrap().store(1);
+    holder.wait_ok();
+
+    // Held by another thread of this process: NotOwner too.
+    let g = c.lock().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            refused(
+                &c,
+                |e| matches!(e, Error::NotOwner),
+                "from a thread that does not own it",
+            )
+        });
+    });
+    // The owner can.
+    c.notify_all().unwrap();
+    assert!(!c.wait(Some(Duration::from_millis(1))).unwrap());
+    drop(g);
+    assert!(!c.is_locked());
+}
+
+#[test]
+fn wait_releases_an_rlock_entered_twice_entirely_and_restores_the_count() {
+    let shm = ShmName::new("cond-count");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let flag = region.raw_value::<u32>("flag", 0).unwrap();
+    let outer = c.lock().unwrap();
+    assert!(c.acquire(true, None));
+    assert_eq!(c.count(), 2);
+    let notifier = spawn("cond_notifier", &shm.path(), &[]);
+    region.raw_value::<u32>("waiting", 0).unwrap().store(1);
+    // The notifier can only lock (and set the flag) once our wait released both levels.
+    assert!(c.wait_for(|| flag.load() != 0, Some(LIMIT)).unwrap());
+    notifier.wait_ok();
+    assert!(c.is_owned_by_current_thread());
+    assert_eq!(c.count(), 2, "wait gave the lock back at its old count");
+    assert_eq!(c.rlock().count(), 2);
+    c.release().unwrap();
+    assert_eq!(c.count(), 1);
+    assert!(c.is_locked());
+    drop(outer);
+    assert!(!c.is_locked());
+    assert!(matches!(c.release(), Err(Error::NotLocked)));
+}
+
+#[test]
+fn notify_never_blocks_on_a_waiter_killed_in_its_wait() {
+    let shm = ShmName::new("cond-killed");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let flag = region.raw_value::<u32>("flag", 0).unwrap();
+    let woken = region.raw_value::<u32>("woken", 0).unwrap();
+    let victim = spawn("cond_waiter", &shm.path(), &[]);
+    let survivor = spawn("cond_waiter", &shm.path(), &[]);
+    wait_for_count(
+        &region.raw_value("waiting", 0).unwrap(),
+        2,
+        "both waiters to start",
+    );
+    // Both counted themselves with the lock held, so once we hold it both are in their wait.
+    let g = c
+        .try_lock_for(LIMIT)
+        .expect("the waiters released the lock");
+    drop(g);
+    std::thread::sleep(Duration::from_millis(200));
+    victim.kill();
+
+    let start = Instant::now();
+    {
+        let _g = c.try_lock_for(LIMIT).expect("a dead waiter holds nothing");
+        assert!(!c.is_poisoned(), "a waiter killed in its wait held no lock");
+        flag.store(1);
+        c.notify(1).unwrap();
+        c.notify_all().unwrap();
+        c.notify(3).unwrap();
+    }
+    eprintln!(
+        "lock and three notifies with a dead waiter took {:?}",
+        start.elapsed()
+    );
+    survivor.wait_ok();
+    assert_eq!(woken.load(), 1, "the live waiter was woken");
+
+    // And later rounds work as before.
+    flag.store(0);
+    let next = spawn("cond_waiter", &shm.path(), &[]);
+    wait_for_count(
+        &region.raw_value("waiting", 0).unwrap(),
+        3,
+        "the next waiter to start",
+    );
+    let _g = c
+        .try_lock_for(LIMIT)
+        .expect("the next waiter released the lock");
+    flag.store(1);
+    c.notify(1).unwrap();
+    drop(_g);
+    next.wait_ok();
+    assert_eq!(woken.load(), 2);
+}
+
+#[test]
+fn wait_timeouts_return_false_after_at_least_the_timeout() {
+    let shm = ShmName::new("cond-timeout");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let g = c.lock().unwrap();
+    for timeout in [Duration::from_millis(30), Duration::from_millis(150)] {
+        let start = Instant::now();
+        assert!(!c.wait(Some(timeout)).unwrap());
+        let waited = start.elapsed();
+        assert!(
+            waited >= timeout,
+            "wait gave up after {waited:?} < {timeout:?}"
+        );
+        assert!(c.is_owned_by_current_thread() && c.count() == 1);
+
+        let mut calls = 0;
+        let start = Instant::now();
+        let outcome = c
+            .wait_for(
+                || {
+                    calls += 1;
+                    false
+                },
+                Some(timeout),
+            )
+            .unwrap();
+        let waited = start.elapsed();
+        assert!(!outcome);
+        assert!(
+            waited >= timeout,
+            "wait_for gave up after {waited:?} < {timeout:?}"
+        );
+        assert!(calls >= 1, "the predicate is called before any wait");
+        assert!(c.is_owned_by_current_thread() && c.count() == 1);
+    }
+    assert!(!c.wait(Some(Duration::ZERO)).unwrap());
+    assert!(!c.wait_for(|| false, Some(Duration::ZERO)).unwrap());
+    assert!(c.wait_for(|| true, Some(Duration::ZERO)).unwrap());
+    drop(g);
+
+    // A wait whose deadline passes while another process holds the lock returns (false) only
+    // once it has the lock back.
+    let holder = spawn(
+        "cond_holder",
+        &shm.path(),
+        &[("after_wait", &1), ("hold_ms", &400)],
+    );
+    let held = region.raw_value::<u32>("held", 0).unwrap();
+    let released = region.raw_value::<u32>("released", 0).unwrap();
+    let _g = c.lock().unwrap();
+    region.raw_value::<u32>("waiting", 0).unwrap().store(1);
+    let timeout = Duration::from_millis(200);
+    // Normally the holder takes the lock during the first wait; a slow one is already blocked
+    // on the lock by the second.
+    for attempt in 1.. {
+        let start = Instant::now();
+        let notified = c.wait(Some(timeout)).unwrap();
+        let waited = start.elapsed();
+        assert!(!notified);
+        assert!(waited >= timeout);
+        assert!(c.is_owned_by_current_thread() && c.count() == 1);
+        // We hold the lock: the holder either never had it, or had it and let it go.
+        assert_eq!(
+            held.load(),
+            released.load(),
+            "wait returned while the other process held the lock ({waited:?})"
+        );
+        if held.load() == 1 {
+            eprintln!("the timed-out wait returned after the holder's release, in {waited:?}");
+            break;
+        }
+        assert!(attempt < 20, "the holder never took the lock during a wait");
+    }
+    drop(_g);
+    holder.wait_ok();
+}
