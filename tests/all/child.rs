@@ -6,7 +6,7 @@
 //! the variable is absent and this test returns at once.
 
 use crate::common::{CHILD_OK, ROLE_VAR};
-use crate::{condition, death, lock, owner_death, raw, region, rlock, semaphore, value};
+use crate::{condition, death, event, lock, owner_death, raw, region, rlock, semaphore, value};
 
 #[test]
 fn child_entry() {
@@ -36,6 +36,7 @@ fn child_entry() {
         other => match owner_death::role(other)
             .or_else(|| semaphore::role(other))
             .or_else(|| condition::role(other))
+            .or_else(|| event::role(other))
         {
             Some(run) => run,
             None => panic!("unknown helper role {other:?}"),

@@ -15,6 +15,7 @@ mod common;
 mod condition;
 mod death;
 mod directory;
+mod event;
 mod files;
 mod fork;
 mod lock;
