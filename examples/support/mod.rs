@@ -1,5 +1,6 @@
-//! Process helpers shared by the examples: fork a child that runs a closure, and wait for
-//! children, turning any failure (an error, a panic, a signal) into an error of the parent.
+//! Process helpers shared by the examples: fork a child that runs a closure, wait for
+//! children, turning any failure (an error, a panic, a signal) into an error of the parent,
+//! and kill a child with SIGKILL (to show what happens when a process dies holding something).
 //! (Not an example itself: cargo only builds `examples/*.rs` and `examples/*/main.rs`.)
 
 // Each example uses the helpers it needs.
@@ -53,14 +54,7 @@ pub fn wait_children(pids: &[libc::pid_t]) -> Result<(), Box<dyn Error>> {
 
 /// Waits for the child `pid`; an error unless it exited with status 0.
 pub fn wait_child(pid: libc::pid_t) -> Result<(), Box<dyn Error>> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid `c_int` for waitpid to write into.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(format!("waitpid({pid}): {err}").into());
-        }
-    }
+    let status = reap(pid)?;
     if libc::WIFEXITED(status) {
         match libc::WEXITSTATUS(status) {
             0 => Ok(()),
@@ -72,4 +66,33 @@ pub fn wait_child(pid: libc::pid_t) -> Result<(), Box<dyn Error>> {
     } else {
         Err(format!("child {pid} ended with wait status {status:#x}").into())
     }
+}
+
+/// Kills the child `pid` with SIGKILL (a death no code of the child sees coming: no
+/// destructor, no unwinding) and reaps it; an error unless SIGKILL is what ended it.
+pub fn kill_child(pid: libc::pid_t) -> Result<(), Box<dyn Error>> {
+    // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child, so the
+    // pid cannot have been reused by another process.
+    if unsafe { libc::kill(pid, libc::SIGKILL) } == -1 {
+        return Err(format!("kill({pid}): {}", io::Error::last_os_error()).into());
+    }
+    let status = reap(pid)?;
+    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+        Ok(())
+    } else {
+        Err(format!("child {pid} was not killed by SIGKILL: wait status {status:#x}").into())
+    }
+}
+
+/// Waits for the child `pid` to end and returns its wait status.
+fn reap(pid: libc::pid_t) -> Result<libc::c_int, Box<dyn Error>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid `c_int` for waitpid to write into.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("waitpid({pid}): {err}").into());
+        }
+    }
+    Ok(status)
 }
