@@ -189,9 +189,11 @@ impl<W: Word> Barrier<'_, W> {
         self.state.wake_all();
     }
 
-    /// Parties waiting in the current round (a snapshot).
+    /// Parties waiting in the current round (a snapshot); 0 once the round is broken (its
+    /// waiters are leaving), as in Python.
     pub fn n_waiting(&self) -> u32 {
-        arrived(self.state.load(Relaxed))
+        let state = self.state.load(Relaxed);
+        if is_broken(state) { 0 } else { arrived(state) }
     }
 
     /// Whether the current round is broken (a snapshot).

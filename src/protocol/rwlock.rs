@@ -168,6 +168,7 @@ impl<W: Word> RwLock<'_, W> {
         let single_try = block == Block::Try;
         let mut check_holder = single_try;
         let mut out_of_time = single_try;
+        let mut reclaimed = false;
         let mut state = self.state.load(Relaxed);
         loop {
             if self.is_broken() {
@@ -206,15 +207,21 @@ impl<W: Word> RwLock<'_, W> {
                 }
             }
             if out_of_time {
+                if single_try && !reclaimed {
+                    // A single try also gives back dead readers' holds once (as a waiter
+                    // would when its slice ends), so that polling with tries gets in too.
+                    reclaimed = true;
+                    reclaim();
+                    state = self.state.load(Relaxed);
+                    continue;
+                }
                 return Outcome::Busy;
             }
             if state & READERS_WAITING == 0 {
-                match self.state.compare_exchange(
-                    state,
-                    state | READERS_WAITING,
-                    Relaxed,
-                    Relaxed,
-                ) {
+                match self
+                    .state
+                    .compare_exchange(state, state | READERS_WAITING, Relaxed, Relaxed)
+                {
                     Ok(_) => state |= READERS_WAITING,
                     Err(s) => {
                         state = s;
@@ -267,6 +274,7 @@ impl<W: Word> RwLock<'_, W> {
         let single_try = block == Block::Try;
         let mut check_holder = single_try;
         let mut out_of_time = single_try;
+        let mut reclaimed = false;
         loop {
             if self.is_broken() {
                 return Outcome::Broken;
@@ -296,15 +304,20 @@ impl<W: Word> RwLock<'_, W> {
                 }
             }
             if out_of_time {
+                if single_try && !reclaimed {
+                    // As in `read`: a single try gives back dead readers' holds once.
+                    reclaimed = true;
+                    reclaim();
+                    state = self.state.load(Relaxed);
+                    continue;
+                }
                 return Outcome::Busy;
             }
             if state & WRITERS_WAITING == 0 {
-                match self.state.compare_exchange(
-                    state,
-                    state | WRITERS_WAITING,
-                    Relaxed,
-                    Relaxed,
-                ) {
+                match self
+                    .state
+                    .compare_exchange(state, state | WRITERS_WAITING, Relaxed, Relaxed)
+                {
                     Ok(_) => state |= WRITERS_WAITING,
                     Err(s) => {
                         state = s;
