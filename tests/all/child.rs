@@ -6,7 +6,9 @@
 //! the variable is absent and this test returns at once.
 
 use crate::common::{CHILD_OK, ROLE_VAR};
-use crate::{condition, death, event, lock, owner_death, raw, region, rlock, semaphore, value};
+use crate::{
+    barrier, condition, death, event, lock, owner_death, raw, region, rlock, semaphore, value,
+};
 
 #[test]
 fn child_entry() {
@@ -37,6 +39,7 @@ fn child_entry() {
             .or_else(|| semaphore::role(other))
             .or_else(|| condition::role(other))
             .or_else(|| event::role(other))
+            .or_else(|| barrier::role(other))
         {
             Some(run) => run,
             None => panic!("unknown helper role {other:?}"),

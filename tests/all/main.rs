@@ -10,6 +10,7 @@
 //! `/dev/shm`), removed at the end by a drop guard. Waits are bounded generously and nothing
 //! asserts a speed: only results, and lower bounds for timeouts.
 
+mod barrier;
 mod child;
 mod common;
 mod condition;
