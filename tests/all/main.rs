@@ -24,5 +24,6 @@ mod owner_death;
 mod raw;
 mod region;
 mod rlock;
+mod rwlock;
 mod semaphore;
 mod value;

@@ -1,0 +1,622 @@
+//! `RwLock<T>` across processes: readers share, writers exclude everyone (checked on a value
+//! that writers leave inconsistent mid-write), a writer is not starved by a stream of readers,
+//! a writer SIGKILLed holding the lock poisons it, a reader SIGKILLed holding read locks gives
+//! them back, and the type is checked on open.
+
+use crate::common::{
+    Barrier, Child, LIMIT, ShmName, arg, child_path, spawn, wait_all, wait_for_count, wait_until,
+};
+use shmsync::{Error, LockError, RawValue, Region, Result, RwLock, TryLockError};
+use std::time::{Duration, Instant};
+
+/// The helper roles of this module, for [`crate::child::child_entry`].
+pub fn role(name: &str) -> Option<fn() -> Result<()>> {
+    Some(match name {
+        "rw_reader_hold" => child_reader_hold,
+        "rw_worker" => child_worker,
+        "rw_stream" => child_stream,
+        "rw_write_holder" => child_write_holder,
+        "rw_read_holder" => child_read_holder,
+        "rw_writer_waiter" => child_writer_waiter,
+        "rw_poison_check" => child_poison_check,
+        "rw_types" => child_types,
+        "rw_try_writer" => child_try_writer,
+        _ => return None,
+    })
+}
+
+/// An `RwLock` carries a hold table of 8 bytes per process slot (8 KiB with 1024 slots).
+const BIG: usize = 1 << 20;
+
+/// The protected value: both halves equal, except in the middle of a write.
+type Pair = [u64; 2];
+
+/// What a killed writer leaves: half of a write.
+const HALF: Pair = [7, 0];
+
+fn new_region(shm: &ShmName) -> Region {
+    Region::create(shm.name(), BIG).expect("create region")
+}
+
+fn counter(region: &Region, name: &str) -> Result<RawValue<u32>> {
+    region.raw_value(name, 0)
+}
+
+fn pair(region: &Region) -> Result<RwLock<Pair>> {
+    region.rwlock::<Pair>("rw", [0, 0])
+}
+
+/// Reads both halves, one at a time, with a pause between (volatile: each read really
+/// happens, in order).
+fn read_halves(p: &Pair) -> (u64, u64) {
+    // SAFETY: plain reads of two aligned u64s we hold a reference to.
+    let a = unsafe { std::ptr::read_volatile(&p[0]) };
+    for _ in 0..100 {
+        std::hint::spin_loop();
+    }
+    // SAFETY: as above.
+    let b = unsafe { std::ptr::read_volatile(&p[1]) };
+    (a, b)
+}
+
+/// Writes `v` into both halves, one at a time, with a pause between (volatile: the value is
+/// really inconsistent in between).
+fn write_halves(p: &mut Pair, v: u64) {
+    // SAFETY: plain writes of two aligned u64s we hold a unique reference to.
+    unsafe { std::ptr::write_volatile(&mut p[0], v) };
+    for _ in 0..200 {
+        std::hint::spin_loop();
+    }
+    // SAFETY: as above.
+    unsafe { std::ptr::write_volatile(&mut p[1], v) };
+}
+
+/// Sleeps until killed.
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Helpers
+
+/// Takes a read lock, counts itself `holding`, and keeps it until `release` is set.
+pub fn child_reader_hold() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let release = counter(&region, "release")?;
+    let g = rw.read()?;
+    counter(&region, "holding")?.fetch_add(1);
+    wait_until("the release signal", || release.load() != 0);
+    let (a, b) = read_halves(&g);
+    assert_eq!(a, b);
+    drop(g);
+    Ok(())
+}
+
+/// `kind` = "writer": `iters` times, under the write lock, checks that nobody else is inside
+/// and the value is consistent, then increments both halves one at a time. "reader": `iters`
+/// times, under a read lock, checks that no writer is inside and that both halves agree;
+/// records the most readers seen inside at once in `max_readers`.
+pub fn child_worker() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let writers_in = counter(&region, "writers_in")?;
+    let readers_in = counter(&region, "readers_in")?;
+    let max_readers = counter(&region, "max_readers")?;
+    let iters: u32 = arg("iters");
+    let kind: String = arg("kind");
+    Barrier::new(&region).arrive();
+    for i in 0..iters {
+        match kind.as_str() {
+            "writer" => {
+                let mut g = rw.write()?;
+                assert_eq!(writers_in.fetch_add(1), 0, "two writers inside");
+                assert_eq!(readers_in.load(), 0, "a writer inside with readers");
+                let (a, b) = read_halves(&g);
+                assert_eq!(a, b, "a writer found a half-written value");
+                write_halves(&mut g, a + 1);
+                writers_in.fetch_sub(1);
+                drop(g);
+            }
+            "reader" => {
+                let g = rw.read()?;
+                let inside = readers_in.fetch_add(1) + 1;
+                let mut seen = max_readers.load();
+                while inside > seen {
+                    match max_readers.compare_exchange(seen, inside) {
+                        Ok(_) => break,
+                        Err(now) => seen = now,
+                    }
+                }
+                assert_eq!(writers_in.load(), 0, "a reader inside with a writer");
+                let (a, b) = read_halves(&g);
+                assert_eq!(a, b, "a reader saw a half-written value");
+                readers_in.fetch_sub(1);
+                drop(g);
+            }
+            other => panic!("unknown kind {other:?}"),
+        }
+        if i % 8 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    Ok(())
+}
+
+/// A reader in a stream of overlapping readers: until `stop`, takes a read lock, counts it in
+/// `reads`, and keeps it until another reader holds one too (and 1 ms passed), or 10 ms
+/// passed; so that, without writer preference, some reader would always hold the lock.
+pub fn child_stream() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let stop = counter(&region, "stop")?;
+    let holding = counter(&region, "holding")?;
+    let reads = counter(&region, "reads")?;
+    let start = Instant::now();
+    while stop.load() == 0 {
+        assert!(start.elapsed() < LIMIT, "never told to stop");
+        let g = rw.read()?;
+        let taken = Instant::now();
+        holding.fetch_add(1);
+        reads.fetch_add(1);
+        let (a, b) = read_halves(&g);
+        assert_eq!(a, b);
+        loop {
+            let held = taken.elapsed();
+            if held >= Duration::from_millis(10)
+                || (held >= Duration::from_millis(1) && holding.load() >= 2)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        holding.fetch_sub(1);
+        drop(g);
+    }
+    Ok(())
+}
+
+/// Takes the write lock, writes half of an update ([`HALF`]), says so in `held`, and sleeps
+/// until killed.
+pub fn child_write_holder() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let mut g = rw.write()?;
+    *g = HALF;
+    std::mem::forget(g);
+    counter(&region, "held")?.fetch_add(1);
+    sleep_forever()
+}
+
+/// Takes `n` read locks, says so in `held`, and sleeps until killed.
+pub fn child_read_holder() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let n: u32 = arg("n");
+    let guards = (0..n)
+        .map(|_| rw.read())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    assert_eq!(rw.readers(), n);
+    counter(&region, "held")?.fetch_add(1);
+    let _keep = guards;
+    sleep_forever()
+}
+
+/// Says it is `waiting`, then takes the write lock (bounded by [`LIMIT`]). `expect` =
+/// "poisoned": must be told a writer died, find [`HALF`], repair and mark consistent; "ok":
+/// must get it normally. Then increments both halves and counts itself `done`.
+pub fn child_writer_waiter() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let expect: String = arg("expect");
+    counter(&region, "waiting")?.fetch_add(1);
+    let mut g = match (rw.try_write_for(LIMIT), expect.as_str()) {
+        (Ok(g), "ok") => g,
+        (Err(TryLockError::OwnerDied(died)), "poisoned") => {
+            let mut g = died.into_guard();
+            assert!(rw.is_poisoned());
+            assert_eq!(*g, HALF, "the dead writer's half update is there");
+            g[1] = g[0];
+            g.mark_consistent();
+            assert!(!rw.is_poisoned());
+            g
+        }
+        (other, _) => panic!("expected {expect}, got {:?}", other.map(drop)),
+    };
+    assert!(rw.is_write_locked() && rw.readers() == 0);
+    let v = g[0] + 1;
+    *g = [v, v];
+    drop(g);
+    counter(&region, "done")?.fetch_add(1);
+    Ok(())
+}
+
+/// In another process than the one that found the lock poisoned: every acquire reports the
+/// poison (with the guard); a writer that drops its guard without `mark_consistent` leaves it
+/// poisoned.
+pub fn child_poison_check() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    assert!(rw.is_poisoned() && !rw.is_write_locked());
+    match rw.try_read_for(LIMIT) {
+        Err(TryLockError::OwnerDied(died)) => assert_eq!(**died.get_ref(), HALF),
+        other => panic!("read of a poisoned lock: {:?}", other.map(drop)),
+    }
+    match rw.read() {
+        Err(LockError::OwnerDied(died)) => drop(died.into_guard()),
+        other => panic!("read of a poisoned lock: {:?}", other.map(drop)),
+    }
+    match rw.try_write() {
+        Err(TryLockError::OwnerDied(died)) => {
+            let g = died.into_guard();
+            assert_eq!(*g, HALF);
+            // Dropped without mark_consistent.
+        }
+        other => panic!("write of a poisoned lock: {:?}", other.map(drop)),
+    }
+    assert!(
+        rw.is_poisoned(),
+        "still poisoned: nobody marked it consistent"
+    );
+    assert!(!rw.is_write_locked() && rw.readers() == 0);
+    Ok(())
+}
+
+/// Opens "rw" (a `RwLock<[u64; 2]>` holding [3, 3]) as other types.
+pub fn child_types() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let mismatch = |r: Result<()>, what: &str| match r {
+        Err(Error::Mismatch { name, .. }) => assert_eq!(name, "rw", "{what}"),
+        other => panic!("{what}: expected Mismatch, got {other:?}"),
+    };
+    mismatch(region.rwlock::<u64>("rw", 0).map(drop), "u64");
+    mismatch(
+        region.rwlock::<[u32; 4]>("rw", [0; 4]).map(drop),
+        "[u32; 4]",
+    );
+    mismatch(
+        region.rwlock::<[u64; 3]>("rw", [0; 3]).map(drop),
+        "[u64; 3]",
+    );
+    mismatch(
+        region.rwlock::<[i64; 2]>("rw", [0; 2]).map(drop),
+        "[i64; 2]",
+    );
+    mismatch(region.value::<Pair>("rw", [0; 2]).map(drop), "a Value");
+    let rw = region.rwlock::<Pair>("rw", [9, 9])?;
+    assert_eq!(*rw.read()?, [3, 3], "an existing lock keeps its value");
+    Ok(())
+}
+
+/// Tries to take the write lock for `ms` milliseconds (readers hold it meanwhile), gives up,
+/// and counts itself `gave_up`.
+pub fn child_try_writer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    let timeout = Duration::from_millis(arg("ms"));
+    let start = Instant::now();
+    assert!(matches!(
+        rw.try_write_for(timeout),
+        Err(TryLockError::WouldBlock)
+    ));
+    assert!(start.elapsed() >= timeout);
+    counter(&region, "gave_up")?.fetch_add(1);
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn reader_processes_hold_the_lock_together_and_keep_writers_out() {
+    const READERS: u32 = 4;
+    let shm = ShmName::new("rw-share");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let readers: Vec<Child> = (0..READERS)
+        .map(|_| spawn("rw_reader_hold", &shm.path(), &[]))
+        .collect();
+    // Each holds its read lock until all hold one: only possible if they share.
+    wait_for_count(
+        &region.raw_value("holding", 0).unwrap(),
+        READERS,
+        "every reader process to hold a read lock at once",
+    );
+    assert_eq!(rw.readers(), READERS);
+    assert!(!rw.is_write_locked());
+    {
+        let mine = rw.try_read().expect("one more reader shares too");
+        assert_eq!(rw.readers(), READERS + 1);
+        assert_eq!(*mine, [0, 0]);
+    }
+    assert!(matches!(rw.try_write(), Err(TryLockError::WouldBlock)));
+    let timeout = Duration::from_millis(100);
+    let start = Instant::now();
+    assert!(matches!(
+        rw.try_write_for(timeout),
+        Err(TryLockError::WouldBlock)
+    ));
+    assert!(start.elapsed() >= timeout);
+    assert_eq!(rw.readers(), READERS);
+
+    region.raw_value::<u32>("release", 0).unwrap().store(1);
+    wait_all(readers);
+    assert_eq!(rw.readers(), 0);
+    let mut g = rw.try_write_for(LIMIT).expect("free once the readers left");
+    *g = [1, 1];
+    drop(g);
+    assert_eq!(*rw.read().unwrap(), [1, 1]);
+}
+
+#[test]
+fn writers_never_overlap_readers_or_each_other() {
+    const READERS: u32 = 4;
+    const WRITERS: u32 = 2;
+    const READS: u32 = 20_000;
+    const WRITES: u32 = 5_000;
+    let shm = ShmName::new("rw-exclusion");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let start_line = Barrier::new(&region);
+    let mut workers: Vec<Child> = (0..READERS)
+        .map(|_| {
+            spawn(
+                "rw_worker",
+                &shm.path(),
+                &[("kind", &"reader"), ("iters", &READS)],
+            )
+        })
+        .collect();
+    workers.extend((0..WRITERS).map(|_| {
+        spawn(
+            "rw_worker",
+            &shm.path(),
+            &[("kind", &"writer"), ("iters", &WRITES)],
+        )
+    }));
+    let start = Instant::now();
+    start_line.release(READERS + WRITERS);
+    wait_all(workers);
+    let max = region.raw_value::<u32>("max_readers", 0).unwrap().load();
+    eprintln!(
+        "{READERS} readers x {READS} and {WRITERS} writers x {WRITES} in {:?}; at most {max} readers inside at once",
+        start.elapsed()
+    );
+    let total = u64::from(WRITERS * WRITES);
+    assert_eq!(*rw.read().unwrap(), [total, total], "a write was lost");
+    assert_eq!(rw.readers(), 0);
+    assert!(!rw.is_write_locked() && !rw.is_poisoned() && !rw.is_broken());
+}
+
+#[test]
+fn a_writer_is_not_starved_by_a_stream_of_overlapping_readers() {
+    const READERS: u32 = 3;
+    let shm = ShmName::new("rw-starve");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let reads = region.raw_value::<u32>("reads", 0).unwrap();
+    let holding = region.raw_value::<u32>("holding", 0).unwrap();
+    let stream: Vec<Child> = (0..READERS)
+        .map(|_| spawn("rw_stream", &shm.path(), &[]))
+        .collect();
+    wait_for_count(&reads, 100, "the reader stream to run");
+    let start = Instant::now();
+    let mut g = rw
+        .try_write_for(LIMIT)
+        .expect("the writer was starved by the readers");
+    let waited = start.elapsed();
+    eprintln!("a writer got in through a stream of {READERS} overlapping readers in {waited:?}");
+    assert_eq!(holding.load(), 0, "readers inside with the writer");
+    assert_eq!(rw.readers(), 0);
+    let before = reads.load();
+    write_halves(&mut g, 5);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        reads.load(),
+        before,
+        "a reader got in while the writer held the lock"
+    );
+    drop(g);
+    // The readers go on afterwards.
+    wait_for_count(&reads, before + 10, "the readers to resume");
+    region.raw_value::<u32>("stop", 0).unwrap().store(1);
+    wait_all(stream);
+    assert_eq!(*rw.read().unwrap(), [5, 5]);
+}
+
+#[test]
+fn a_writer_killed_holding_the_lock_poisons_it_for_a_waiting_writer_in_another_process() {
+    let shm = ShmName::new("rw-kill-writer");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let done = region.raw_value::<u32>("done", 0).unwrap();
+    let holder = spawn("rw_write_holder", &shm.path(), &[]);
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the writer to hold the lock",
+    );
+    assert!(rw.is_write_locked());
+    let waiter = spawn("rw_writer_waiter", &shm.path(), &[("expect", &"poisoned")]);
+    wait_for_count(
+        &region.raw_value("waiting", 0).unwrap(),
+        1,
+        "the waiter to start",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(done.load(), 0, "nobody gets past a live writer");
+    assert!(!rw.is_poisoned());
+
+    let killed = Instant::now();
+    holder.kill();
+    wait_for_count(&done, 1, "the waiter to take the lock over");
+    let noticed = killed.elapsed();
+    waiter.wait_ok();
+    eprintln!("a waiting writer took a SIGKILLed writer's lock over {noticed:?} after the kill");
+    assert!(
+        noticed < Duration::from_secs(10),
+        "death noticed only after {noticed:?}"
+    );
+    assert!(!rw.is_poisoned(), "the waiter marked it consistent");
+    assert!(!rw.is_write_locked());
+    assert_eq!(*rw.read().expect("a repaired lock reads normally"), [8, 8]);
+    let mut g = rw.write().expect("a repaired lock writes normally");
+    g[0] = 9;
+    g[1] = 9;
+}
+
+#[test]
+fn a_poisoned_rwlock_reports_the_dead_writer_until_marked_consistent() {
+    let shm = ShmName::new("rw-poison");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let holder = spawn("rw_write_holder", &shm.path(), &[]);
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the writer to hold the lock",
+    );
+    holder.kill();
+    assert!(
+        rw.is_write_locked(),
+        "a dead writer's lock stays held until noticed"
+    );
+    // A reader in this process notices the death: it gets the read lock, and the poison.
+    match rw.read() {
+        Err(LockError::OwnerDied(died)) => {
+            let g = died.into_guard();
+            assert_eq!(*g, HALF);
+            assert_eq!(rw.readers(), 1);
+        }
+        other => panic!("expected OwnerDied, got {:?}", other.map(drop)),
+    }
+    assert!(rw.is_poisoned() && !rw.is_write_locked());
+    spawn("rw_poison_check", &shm.path(), &[]).wait_ok();
+    assert!(rw.is_poisoned());
+    // A writer repairs it.
+    match rw.write() {
+        Err(LockError::OwnerDied(died)) => {
+            let mut g = died.into_guard();
+            *g = [0, 0];
+            g.mark_consistent();
+        }
+        other => panic!("expected OwnerDied, got {:?}", other.map(drop)),
+    }
+    assert!(!rw.is_poisoned());
+    assert_eq!(*rw.read().unwrap(), [0, 0]);
+    assert!(rw.try_write().is_ok());
+    assert!(rw.try_read().is_ok());
+    assert_eq!(
+        format!("{rw:?}"),
+        "RwLock { readers: 0, write_locked: false, poisoned: false, broken: false }"
+    );
+}
+
+fn reader_killed_holding_read_locks(with_waiter: bool) {
+    let shm = ShmName::new(&format!("rw-kill-reader-{with_waiter}"));
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let holder = spawn("rw_read_holder", &shm.path(), &[("n", &2)]);
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the reader to hold two read locks",
+    );
+    assert_eq!(rw.readers(), 2);
+    let done = region.raw_value::<u32>("done", 0).unwrap();
+    let waiter = with_waiter.then(|| {
+        let w = spawn("rw_writer_waiter", &shm.path(), &[("expect", &"ok")]);
+        wait_for_count(
+            &region.raw_value("waiting", 0).unwrap(),
+            1,
+            "the writer to start",
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(done.load(), 0, "no writer gets past a live reader");
+        w
+    });
+
+    let killed = Instant::now();
+    holder.kill();
+    let taken = match waiter {
+        Some(w) => {
+            wait_for_count(&done, 1, "the writer to get the lock");
+            let t = killed.elapsed();
+            w.wait_ok();
+            t
+        }
+        None => {
+            let mut g = rw
+                .try_write_for(LIMIT)
+                .expect("a dead reader's read locks come back");
+            let t = killed.elapsed();
+            *g = [1, 1];
+            t
+        }
+    };
+    eprintln!(
+        "a writer got a SIGKILLed reader's lock {taken:?} after the kill (waiting: {with_waiter})"
+    );
+    assert!(
+        taken < Duration::from_secs(10),
+        "the read locks came back only after {taken:?}"
+    );
+    assert_eq!(*rw.read().unwrap(), [1, 1]);
+    assert_eq!(rw.readers(), 0, "both read locks were given back, no more");
+    assert!(!rw.is_poisoned(), "a reader's death poisons nothing");
+    assert!(!rw.is_broken());
+    drop(rw.try_write().expect("free"));
+}
+
+#[test]
+fn a_reader_killed_holding_read_locks_lets_a_waiting_writer_in() {
+    reader_killed_holding_read_locks(true);
+}
+
+#[test]
+fn a_reader_killed_holding_read_locks_with_nobody_waiting_gives_them_back_later() {
+    reader_killed_holding_read_locks(false);
+}
+
+#[test]
+fn opening_an_rwlock_as_another_type_is_a_mismatch() {
+    let shm = ShmName::new("rw-types");
+    let region = new_region(&shm);
+    let rw = region.rwlock::<Pair>("rw", [3, 3]).unwrap();
+    assert!(matches!(
+        region.rwlock::<u64>("rw", 0),
+        Err(Error::Mismatch { .. })
+    ));
+    spawn("rw_types", &shm.path(), &[]).wait_ok();
+    assert_eq!(*rw.read().unwrap(), [3, 3]);
+}
+
+/// A writer that gave up waiting must not keep new readers out while earlier readers hold
+/// the lock: here reader 1 (this process) holds a read lock until reader 2 (this process's
+/// second thread, standing in for any other reader) has one too, and a writer in another
+/// process tried and gave up in between.
+#[test]
+#[ignore = "protocol bug (src/protocol/rwlock.rs): a writer that gives up leaves WRITERS_WAITING set, so new readers wait for the current ones to leave"]
+fn a_writer_that_gave_up_does_not_keep_new_readers_out() {
+    let shm = ShmName::new("rw-gave-up");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let first = rw.read().unwrap();
+    spawn("rw_try_writer", &shm.path(), &[("ms", &50)]).wait_ok();
+    assert_eq!(region.raw_value::<u32>("gave_up", 0).unwrap().load(), 1);
+    // Nobody wants to write any more: a second reader must share with the first.
+    let start = Instant::now();
+    let second = std::thread::scope(|s| {
+        s.spawn(|| rw.try_read_for(Duration::from_secs(2)).map(drop).is_ok())
+            .join()
+            .unwrap()
+    });
+    let waited = start.elapsed();
+    drop(first);
+    assert!(
+        second,
+        "a second reader waited {waited:?} behind a writer that had given up"
+    );
+}
