@@ -1,7 +1,8 @@
 //! loom models of shmsync's lock protocols, run on the protocol code that ships.
 //!
 //! [`LoomWord`] implements [`shmsync::word::Word`] with a loom atomic and a modelled futex, so
-//! the model checker explores `shmsync::protocol::{mutex, rmutex, publish}` unchanged. A word
+//! the model checker explores `shmsync::protocol::{mutex, rmutex, publish, semaphore, holds,
+//! event, barrier, condvar, rwlock}` unchanged. A word
 //! can carry a [`Mutation`]: a deliberate fault that the models must catch (see `README.md`).
 //! [`LoomOwners`] implements [`shmsync::protocol::mutex::Owners`]: which lock holders are dead,
 //! and the bounded sleep slices after which a waiter looks at the holder again.
@@ -9,8 +10,9 @@
 
 pub mod harness;
 
-use loom::sync::atomic::{AtomicBool, AtomicU32};
+use loom::sync::atomic::{AtomicBool, AtomicU32, fence};
 use loom::sync::{Condvar, Mutex, MutexGuard};
+use shmsync::protocol::holds::HELD_MASK;
 use shmsync::protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
 use shmsync::word::{WaitOutcome, Word};
 use std::collections::VecDeque;
@@ -22,9 +24,9 @@ use std::time::Instant;
 /// A deliberate fault carried by one [`LoomWord`] or by [`LoomOwners`], to check that the
 /// models notice it.
 ///
-/// Most variants are faults of a word; the last four ([`Mutation::SaysDead`] and after) are
-/// faults of the liveness oracle and apply to [`LoomOwners`] only (a word ignores them, and
-/// the owners ignore the word faults). Each mutation is caught by at least one model (the
+/// Most variants are faults of a word; four ([`Mutation::SaysDead`] to
+/// [`Mutation::SliceExpires`]) are faults of the liveness oracle and apply to [`LoomOwners`]
+/// only (a word ignores them, and the owners ignore the word faults). Each mutation is caught by at least one model (the
 /// `caught_*` tests); `README.md` lists which.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mutation {
@@ -81,11 +83,34 @@ pub enum Mutation {
     /// ([`LoomOwners`]) `expired` is always true: a `Block::Forever` waiter takes the end of a
     /// sleep slice for the end of its wait and gives up.
     SliceExpires,
+    /// Every compare-exchange becomes an unconditional `fetch_add(new - current)` that reports
+    /// success: a check (a bound, "a permit is free") and the update in two steps, as Python's
+    /// `BoundedSemaphore.release` does.
+    CheckThenAdd,
+    /// Every compare-exchange becomes a load, a comparison and a separate store: a
+    /// read-modify-write that is not atomic (another thread may change the word between the
+    /// load and the store).
+    CasByLoadStore,
+    /// Every `fetch_add` does nothing (and returns the current value): e.g. a condition
+    /// variable's notify that wakes without bumping its sequence, a sleeper that does not
+    /// count itself.
+    DropAdds,
+    /// Every `fetch_or` does nothing (and returns the current value): e.g. a barrier reset that
+    /// does not record the round it reset.
+    DropOrs,
+    /// (Event word) a compare-exchange that sets the `SET` bit (bit 0) of a word without it
+    /// keeps the word's generation (bits 2 and up) instead of storing the new one: a `set`
+    /// that forgets to count itself, so a `set` + `clear` pulse leaves the word as it was.
+    ForgetGeneration,
+    /// (Hold-table `counts` word) the in-flight part of every `fetch_add` / `fetch_sub` is
+    /// dropped and only the change of the held count is applied: a holder that never marks a
+    /// change of the object's word as in flight.
+    IgnoreIntent,
 }
 
 impl Mutation {
     /// Every mutation, for listing and parsing.
-    pub const ALL: [Mutation; 16] = [
+    pub const ALL: [Mutation; 22] = [
         Mutation::None,
         Mutation::RelaxedOrdering,
         Mutation::RelaxedStores,
@@ -102,6 +127,12 @@ impl Mutation {
         Mutation::NeverDead,
         Mutation::NoSlices,
         Mutation::SliceExpires,
+        Mutation::CheckThenAdd,
+        Mutation::CasByLoadStore,
+        Mutation::DropAdds,
+        Mutation::DropOrs,
+        Mutation::ForgetGeneration,
+        Mutation::IgnoreIntent,
     ];
 
     /// The kebab-case name used in [`harness::MUTATION_ENV`].
@@ -123,6 +154,12 @@ impl Mutation {
             Mutation::NeverDead => "never-dead",
             Mutation::NoSlices => "no-slices",
             Mutation::SliceExpires => "slice-expires",
+            Mutation::CheckThenAdd => "check-then-add",
+            Mutation::CasByLoadStore => "cas-by-load-store",
+            Mutation::DropAdds => "drop-adds",
+            Mutation::DropOrs => "drop-ors",
+            Mutation::ForgetGeneration => "forget-generation",
+            Mutation::IgnoreIntent => "ignore-intent",
         }
     }
 
@@ -165,6 +202,33 @@ impl FromStr for Mutation {
                 let names: Vec<_> = Mutation::ALL.iter().map(|m| m.name()).collect();
                 format!("unknown mutation {s:?}; known: {}", names.join(", "))
             })
+    }
+}
+
+/// The change of the held count in a `fetch_add` / `fetch_sub` operand on a hold table's
+/// `counts` word (`intent << INTENT_SHIFT | held`), without its in-flight part: the low bits,
+/// sign-extended (`INTENT - 1` is "one more in flight, one fewer held").
+fn held_part(operand: u32) -> u32 {
+    let low = operand & HELD_MASK;
+    if low > HELD_MASK / 2 {
+        low | !HELD_MASK
+    } else {
+        low
+    }
+}
+
+/// The ordering a plain load may use in place of a read-modify-write with this ordering.
+trait LoadHalf {
+    fn load_half(self) -> Ordering;
+}
+
+impl LoadHalf for Ordering {
+    fn load_half(self) -> Ordering {
+        match self {
+            Release | Relaxed => Relaxed,
+            AcqRel | Acquire => Acquire,
+            order => order,
+        }
     }
 }
 
@@ -369,6 +433,21 @@ impl LoomWord {
         self.value.load(SeqCst)
     }
 
+    /// The ordering the word really uses for the protocol's `order` (see
+    /// [`Mutation::order`]). loom 0.7 treats a `SeqCst` access as `AcqRel` (it does not put
+    /// `SeqCst` accesses in one total order), which would report executions that no real
+    /// `SeqCst` program has; so a `SeqCst` access is preceded by `fence(SeqCst)`, which loom
+    /// does order totally. That is the "leading fence" implementation of `SeqCst` (the one
+    /// Power uses): it gives `SeqCst` accesses their total order and no more (a `SeqCst` store
+    /// followed by a `Relaxed` load of another word stays unordered, as in C++).
+    fn order(&self, order: Ordering) -> Ordering {
+        let order = self.mutation.order(order);
+        if order == SeqCst {
+            fence(SeqCst);
+        }
+        order
+    }
+
     fn wake(&self, all: bool) {
         if self.mutation == Mutation::SkipWake {
             return;
@@ -432,14 +511,18 @@ impl Word for LoomWord {
     const SPIN_LIMIT: u32 = 1;
 
     fn load(&self, order: Ordering) -> u32 {
-        self.value.load(self.mutation.order(order))
+        let order = self.order(order);
+        self.value.load(order)
     }
 
     fn store(&self, value: u32, order: Ordering) {
         match self.mutation {
             Mutation::DropStores => {}
             Mutation::DropZeroStores if value == 0 => {}
-            m => self.value.store(value, m.order(order)),
+            _ => {
+                let order = self.order(order);
+                self.value.store(value, order)
+            }
         }
     }
 
@@ -448,7 +531,8 @@ impl Word for LoomWord {
             Mutation::DropEveryWaitersMark => value & !WAITERS,
             _ => value,
         };
-        self.value.swap(value, self.mutation.order(order))
+        let order = self.order(order);
+        self.value.swap(value, order)
     }
 
     fn compare_exchange(
@@ -469,36 +553,73 @@ impl Word for LoomWord {
                 let old = self.value.swap(new, self.mutation.order(success));
                 return Ok(old);
             }
+            Mutation::ForgetGeneration if new & 1 != 0 && current & 1 == 0 => {
+                // The flag bits of the new value, the generation of the old one.
+                (current & !3) | (new & 3)
+            }
+            Mutation::CheckThenAdd => {
+                // The check was made on `current`; the update ignores what the word holds now.
+                let order = self.order(success);
+                return Ok(self.value.fetch_add(new.wrapping_sub(current), order));
+            }
+            Mutation::CasByLoadStore => {
+                // Two separate atomic operations: loom may run other threads in between.
+                let seen = self.value.load(self.mutation.failure_order(failure));
+                if seen != current {
+                    return Err(seen);
+                }
+                let order = self.order(success);
+                self.value.store(new, order);
+                return Ok(seen);
+            }
             _ => new,
         };
-        self.value.compare_exchange(
-            current,
-            new,
-            self.mutation.order(success),
-            self.mutation.failure_order(failure),
-        )
+        let order = self.order(success);
+        self.value
+            .compare_exchange(current, new, order, self.mutation.failure_order(failure))
     }
 
     fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
-        self.value.fetch_add(value, self.mutation.order(order))
+        let order = self.order(order);
+        match self.mutation {
+            Mutation::DropAdds => self.value.load(order.load_half()),
+            Mutation::IgnoreIntent => self.value.fetch_add(held_part(value), order),
+            _ => self.value.fetch_add(value, order),
+        }
     }
 
     fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
-        self.value.fetch_sub(value, self.mutation.order(order))
+        let order = self.order(order);
+        match self.mutation {
+            Mutation::IgnoreIntent => self.value.fetch_sub(held_part(value), order),
+            _ => self.value.fetch_sub(value, order),
+        }
     }
 
     fn fetch_or(&self, value: u32, order: Ordering) -> u32 {
-        self.value.fetch_or(value, self.mutation.order(order))
+        let order = self.order(order);
+        match self.mutation {
+            Mutation::DropOrs => self.value.load(order.load_half()),
+            _ => self.value.fetch_or(value, order),
+        }
     }
 
     fn fetch_and(&self, value: u32, order: Ordering) -> u32 {
-        self.value.fetch_and(value, self.mutation.order(order))
+        let order = self.order(order);
+        self.value.fetch_and(value, order)
     }
 
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
         let mut st = self.futex.lock().unwrap();
+        // The kernel issues a full barrier between queueing the waiter and reading the word
+        // (`smp_mb()` (A) in kernel/futex/waitwake.c, paired with the waker's (B)), so the read
+        // below comes after every store the waiter made before calling `wait` in the single
+        // total order of SeqCst fences: a protocol may rely on "I announced myself (a SeqCst
+        // store or read-modify-write), then the futex read the word" (the semaphore's sleeper
+        // count does).
+        fence(SeqCst);
         // The kernel compares under the bucket lock; Relaxed, so that only the lock (as in the
-        // kernel) and the protocol's own orderings create happens-before edges.
+        // kernel), that barrier and the protocol's own orderings create happens-before edges.
         if self.value.load(Relaxed) != expected {
             return WaitOutcome::ValueChanged;
         }
