@@ -32,8 +32,11 @@
 //! bit and sleep on `state`, in slices ([`Owners::slice_end`]); waking is always `wake_all`
 //! (readers and writers share the word). Writers are not starved: while [`WRITERS_WAITING`]
 //! is set no new reader enters, and the last reader out hands the free lock to the writers by
-//! leaving [`WRITERS_WAITING`] set. A reader that finds such a hand-over still untaken a whole
-//! sleep slice later (its writer gave up or died) clears it.
+//! leaving [`WRITERS_WAITING`] set. A writer that gives up (its deadline passed) clears the mark
+//! and wakes everyone, so that it does not keep readers out; other waiting writers set it
+//! again. A reader that finds a hand-over still untaken a whole sleep slice later (its writer
+//! died) clears it. A writer killed while it waits keeps new readers out only until the current
+//! readers leave, plus one slice.
 //!
 //! Owner death: a waiter whose slice ends looks at a writer holder; if it is dead, the waiter
 //! sets [`POISONED`] and frees the word with a compare-exchange from the exact value it
@@ -311,6 +314,9 @@ impl<W: Word> RwLock<'_, W> {
                     state = self.state.load(Relaxed);
                     continue;
                 }
+                if !single_try {
+                    self.give_up_writing();
+                }
                 return Outcome::Busy;
             }
             if state & WRITERS_WAITING == 0 {
@@ -331,6 +337,18 @@ impl<W: Word> RwLock<'_, W> {
                 reclaim();
             }
             state = self.state.load(Relaxed);
+        }
+    }
+
+    /// A writer that waited gives up: it may have been the only writer waiting, and its
+    /// [`WRITERS_WAITING`] mark would keep new readers out for as long as the current holders
+    /// stay. It clears the mark and wakes everyone; writers still waiting wake, find the lock
+    /// still held and set the mark again.
+    #[cold]
+    fn give_up_writing(&self) {
+        let before = self.state.fetch_and(!WRITERS_WAITING, Relaxed);
+        if before & WRITERS_WAITING != 0 {
+            self.state.wake_all();
         }
     }
 

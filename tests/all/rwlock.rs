@@ -598,7 +598,6 @@ fn opening_an_rwlock_as_another_type_is_a_mismatch() {
 /// second thread, standing in for any other reader) has one too, and a writer in another
 /// process tried and gave up in between.
 #[test]
-#[ignore = "protocol bug (src/protocol/rwlock.rs): a writer that gives up leaves WRITERS_WAITING set, so new readers wait for the current ones to leave"]
 fn a_writer_that_gave_up_does_not_keep_new_readers_out() {
     let shm = ShmName::new("rw-gave-up");
     let region = new_region(&shm);
