@@ -12,28 +12,37 @@
 //! ```
 //!
 //! `resets`: bit `round % 32` is set when that round ended by [`reset`] rather than by its last
-//! party arriving.
+//! party arriving. Only a reset of the round sets it; it is cleared [`CLEAR_AHEAD`] rounds
+//! before the round begins (see below).
 //!
 //! # Protocol
 //!
 //! A party arrives with a compare-exchange `arrived → arrived + 1` in the current round; its
-//! index is the count it found. The last party instead clears the round's bit in `resets`,
-//! moves the word to the next round with no arrivals (AcqRel), and wakes everyone. The others
-//! sleep on the word until the round number changes; then the round's `resets` bit says
-//! whether it was completed (`Ok`) or reset (`Err`). [`BROKEN`] (a timeout, [`abort`], or a
-//! reset under way) fails every waiter of the round and every arrival until a [`reset`].
+//! index is the count it found. The last party instead moves the word to the next round with
+//! no arrivals (AcqRel), and wakes everyone. The others sleep on the word until the round
+//! number changes; then the round's `resets` bit says whether it was completed (`Ok`) or reset
+//! (`Err`). [`BROKEN`] (a timeout, [`abort`], or a reset under way) fails every waiter of the
+//! round and every arrival until a [`reset`].
 //!
 //! [`reset`] first breaks the round (so that it cannot complete any more), then records the
 //! round in `resets`, then moves to the next round, unbroken, with one compare-exchange from
 //! the broken word: of two racing resets exactly one moves the round on.
 //!
+//! Whoever tries to move the word on from round `r` (its last party, or a reset) first clears
+//! the bit of round `r + CLEAR_AHEAD`, a round that cannot have begun yet. The last party must
+//! not clear its *own* round's bit: its compare-exchange may still fail because a reset broke
+//! the round, and a clear that landed after that reset recorded the round would make the
+//! round's other waiters believe it completed (the loom model `reset_races_arrival` found
+//! that). Clearing ahead, a clear can only meet a record of its round if the clearing thread
+//! was held up for [`CLEAR_AHEAD`] rounds between reading the word and clearing.
+//!
 //! The state is one word, so a process that dies anywhere leaves a valid barrier: a party that
 //! died after arriving still counts for its round. A party that dies *before* arriving cannot
 //! be told from a late one; the others wait until their timeout, which breaks the barrier.
 //!
-//! A waiter reads its round's `resets` bit after the round moved on; the bit is reused 32
-//! rounds later, so a waiter that sleeps through 32 further rounds (each of which needs every
-//! party but it) could misread it.
+//! A waiter reads its round's `resets` bit after the round moved on; the bit is cleared again
+//! [`CLEAR_AHEAD`] rounds later, so a waiter that sleeps through that many further rounds
+//! (each of which needs every party but it, or a reset) could misread it.
 
 use super::Block;
 use crate::word::{WaitOutcome, Word};
@@ -77,6 +86,11 @@ const fn round_bit(round: u32) -> u32 {
     1 << (round % 32)
 }
 
+/// How many rounds ahead a thread that moves the word on from a round clears the `resets`
+/// bit (see the module docs): half the bitmap, so that a record survives as many rounds as a
+/// late clear needs to go wrong.
+pub const CLEAR_AHEAD: u32 = 16;
+
 /// The two words of a barrier.
 #[derive(Clone, Copy, Debug)]
 pub struct Barrier<'a, W> {
@@ -107,8 +121,11 @@ impl<W: Word> Barrier<'_, W> {
             }
             let index = arrived(state);
             if index + 1 == parties {
-                // Completing the round: it did not end by a reset.
-                self.resets.fetch_and(!round_bit(round(state)), Relaxed);
+                // Completing the round. Its own `resets` bit was cleared before it began (and
+                // must stay as it is: should our compare-exchange fail because a reset broke
+                // the round, that reset has recorded it there). Clear a future round's bit.
+                self.resets
+                    .fetch_and(!round_bit(round(state) + CLEAR_AHEAD), Relaxed);
                 match self
                     .state
                     .compare_exchange(state, next_round(state), AcqRel, Acquire)
@@ -172,8 +189,12 @@ impl<W: Word> Barrier<'_, W> {
     /// Fails the waiters of the current round and starts a fresh, unbroken one.
     pub fn reset(&self) {
         // Break the round first, so that it cannot complete while we record it as reset.
-        let mut state = self.state.fetch_or(BROKEN, Relaxed) | BROKEN;
+        // Acquire: the clear of this round's bit, made before the word entered the round,
+        // happens before our record.
+        let mut state = self.state.fetch_or(BROKEN, Acquire) | BROKEN;
         self.resets.fetch_or(round_bit(round(state)), Release);
+        self.resets
+            .fetch_and(!round_bit(round(state) + CLEAR_AHEAD), Relaxed);
         loop {
             match self
                 .state
