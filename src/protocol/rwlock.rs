@@ -23,7 +23,9 @@
 //!
 //! `flags`: [`POISONED`] once a writer died holding the lock (until a writer calls
 //! [`mark_consistent`]); [`BROKEN`] once a reader died in the middle of changing `state`, so
-//! that the reader count is no longer known.
+//! that the reader count is no longer known. The bits above them count the repairs
+//! ([`mark_consistent`] calls that cleared a poison, wrapping), so that a recoverer can tell
+//! that the lock it is about to poison was repaired meanwhile.
 //!
 //! # Protocol
 //!
@@ -38,10 +40,16 @@
 //! died) clears it. A writer killed while it waits keeps new readers out only until the current
 //! readers leave, plus one slice.
 //!
-//! Owner death: a waiter whose slice ends looks at a writer holder; if it is dead, the waiter
-//! sets [`POISONED`] and frees the word with a compare-exchange from the exact value it
-//! judged (a writer takes it over directly). Readers are accounted in the object's hold table
-//! ([`holds`](super::holds)), which waiters scan when a slice ends (`reclaim`).
+//! Owner death: a waiter whose slice ends (or a single try) looks at a writer holder; if it is
+//! dead, a reader sets [`POISONED`] and frees the word with a compare-exchange from the exact
+//! value it judged; a writer takes the word over with such a compare-exchange, then sets
+//! [`POISONED`] (the lock is its alone until it unlocks). A compare-exchange that failed only
+//! because a waiting bit changed is tried again (the writer is still dead): a dead writer's
+//! lock is never reported busy. A reader sets the poison only if no repair happened since
+//! before it last saw the dead writer's word (see `free_dead_writer`): a reader that lost the
+//! race to recover the lock must not poison it again after the winner repaired it. Readers
+//! are accounted in the object's hold table ([`holds`](super::holds)), which waiters scan
+//! when a slice ends (`reclaim`).
 
 use super::Block;
 use super::holds::{Attribution, EntryError};
@@ -63,6 +71,8 @@ const WAITING: u32 = READERS_WAITING | WRITERS_WAITING;
 pub const POISONED: u32 = 1;
 /// In `flags`: the reader count can no longer be trusted.
 pub const BROKEN: u32 = 2;
+/// In `flags`: one repair (the bits from here up count the repairs, wrapping).
+pub const REPAIR: u32 = 4;
 
 /// Whether a writer holds `state`.
 #[inline]
@@ -144,8 +154,30 @@ impl<W: Word> RwLock<'_, W> {
 
     /// Frees the word of a dead writer, from the exact value judged (`state`); sets the poison
     /// first. Returns whether we did it.
+    ///
+    /// The poison must be set before the word is freed (a reader that enters after the free
+    /// must see it), but if our compare-exchange on the word then fails because another waiter
+    /// recovered the lock, a writer may have repaired it meanwhile, and a poison we set after
+    /// that repair would outlive it. So the poison is set with a compare-exchange from flags
+    /// read *before* we saw the word still holding the dead writer: it fails if the flags
+    /// changed since (a repair moves the repair count), and we look again.
     fn free_dead_writer(&self, state: u32) -> bool {
-        self.flags.fetch_or(POISONED, Relaxed);
+        loop {
+            // Acquire: if this read comes after a repair of this death (`mark_consistent`,
+            // AcqRel), the word we read next is the repairer's, not the dead writer's.
+            let flags = self.flags.load(Acquire);
+            if self.state.load(Relaxed) != state {
+                return false;
+            }
+            if flags & POISONED != 0
+                || self
+                    .flags
+                    .compare_exchange(flags, flags | POISONED, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                break;
+            }
+        }
         // Release: whoever takes the lock next sees the poison.
         if self
             .state
@@ -204,8 +236,12 @@ impl<W: Word> RwLock<'_, W> {
             if check_holder {
                 check_holder = false;
                 if is_write_locked(state) && !owners.is_alive(writer(state)) {
+                    let dead = writer(state);
                     self.free_dead_writer(state);
                     state = self.state.load(Relaxed);
+                    // Still the dead writer's (only a waiting bit changed, say a new waiter's
+                    // mark): judge again rather than report a dead writer's lock `Busy`.
+                    check_holder = is_write_locked(state) && writer(state) == dead;
                     continue;
                 }
             }
@@ -295,11 +331,19 @@ impl<W: Word> RwLock<'_, W> {
             if check_holder {
                 check_holder = false;
                 if is_write_locked(state) && !owners.is_alive(writer(state)) {
-                    self.flags.fetch_or(POISONED, Relaxed);
                     let new = token | WRITE_LOCKED | (state & WAITING);
                     match self.state.compare_exchange(state, new, Acquire, Relaxed) {
-                        Ok(_) => return Outcome::Poisoned,
+                        Ok(_) => {
+                            // Poisoned only now that the takeover succeeded (a poison set
+                            // before a failed one could outlive a repair); the lock is ours
+                            // alone, and our unlock (Release) publishes the poison.
+                            self.flags.fetch_or(POISONED, Relaxed);
+                            return Outcome::Poisoned;
+                        }
                         Err(s) => {
+                            // Still the dead writer (only a waiting bit changed): judge again
+                            // rather than report a dead writer's lock `Busy`.
+                            check_holder = is_write_locked(s) && writer(s) == writer(state);
                             state = s;
                             continue;
                         }
@@ -402,9 +446,19 @@ impl<W: Word> RwLock<'_, W> {
     }
 
     /// Clears the poison left by a dead writer (for the current writer, after repairing the
-    /// data). Returns whether it was poisoned.
+    /// data), and counts the repair. Returns whether it was poisoned.
     pub fn mark_consistent(&self) -> bool {
-        self.flags.fetch_and(!POISONED, AcqRel) & POISONED != 0
+        let mut flags = self.flags.load(Relaxed);
+        loop {
+            if flags & POISONED == 0 {
+                return false;
+            }
+            let new = (flags & !POISONED).wrapping_add(REPAIR);
+            match self.flags.compare_exchange(flags, new, AcqRel, Relaxed) {
+                Ok(_) => return true,
+                Err(f) => flags = f,
+            }
+        }
     }
 
     /// Marks the lock broken and wakes every waiter to hear so.
