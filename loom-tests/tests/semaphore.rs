@@ -25,6 +25,7 @@ use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 /// Preemptions explored per execution.
 const PREEMPTIONS: usize = 3;
@@ -338,6 +339,74 @@ fn caught_relaxed_sleepers_by_no_lost_wakeup() {
         "sleepers=relaxed-ordering",
         &["deadlock"],
     );
+}
+
+/// Executions of [`timed_acquire`] in which the timed acquire got a permit, and gave up.
+static TIMED_GOT: AtomicUsize = AtomicUsize::new(0);
+static TIMED_GAVE_UP: AtomicUsize = AtomicUsize::new(0);
+
+/// No permit; A acquires with a deadline (its wait may time out: one timeout per execution),
+/// B with `Block::Forever`; the main thread releases twice. B must get a permit; A gets one,
+/// or gives up (`Busy`) only after a timeout of its own, and then the permit it did not take
+/// is still there. A's timeout must not strand B.
+fn timed_acquire(faults: &Faults) {
+    let faults = faults.clone();
+    harness::check(PREEMPTIONS, move || {
+        let (value, sleepers) = sem_words(&faults, 0, 1);
+        let s = Arc::new(Sem::new(value, sleepers, LoomOwners::new(), MAX_VALUE));
+        let a = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                s.acquire(&Unattributed, Block::Until(deadline), || {})
+            })
+        };
+        let b = {
+            let s = s.clone();
+            loom::thread::spawn(move || s.acquire(&Unattributed, Block::Forever, || {}))
+        };
+        assert_eq!(s.sem().release(s.bound), Ok(()));
+        assert_eq!(s.sem().release(s.bound), Ok(()));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(b, Acquired::Yes, "the untimed acquire did not get a permit");
+        match a {
+            Acquired::Yes => {
+                assert_eq!(s.value(), Some(0));
+                TIMED_GOT.fetch_add(1, Relaxed);
+            }
+            Acquired::Busy => {
+                assert_eq!(s.value.stats().timeouts, 1, "gave up without timing out");
+                assert_eq!(s.value(), Some(1), "the permit A did not take is gone");
+                TIMED_GAVE_UP.fetch_add(1, Relaxed);
+            }
+            other => panic!("the timed acquire got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn timed_acquire_3_threads() {
+    timed_acquire(&Faults::none());
+    assert!(
+        TIMED_GOT.load(Relaxed) > 0,
+        "the timed acquire never got a permit"
+    );
+    assert!(
+        TIMED_GAVE_UP.load(Relaxed) > 0,
+        "the timed acquire never gave up"
+    );
+}
+
+#[test]
+fn child_timed_acquire_3_threads() {
+    if let Some(f) = Faults::from_env() {
+        timed_acquire(&f);
+    }
+}
+
+#[test]
+fn caught_skip_wake_by_timed_acquire() {
+    expect_caught("child_timed_acquire_3_threads", "skip-wake", &["deadlock"]);
 }
 
 // ---------------------------------------------------------------------------------------------
