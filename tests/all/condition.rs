@@ -15,6 +15,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "cond_waiter" => child_waiter,
         "cond_notifier" => child_notifier,
         "cond_holder" => child_holder,
+        "cond_ping" => child_ping,
         _ => return None,
     })
 }
@@ -177,6 +178,31 @@ pub fn child_holder() -> Result<()> {
     Ok(())
 }
 
+/// One side of a ping-pong: `rounds` times, waits for `turn` to be `me`, hands the turn to
+/// the other side and notifies it. The lock is held throughout except while waiting, so the
+/// other side gets the lock (and notifies) the moment `wait` releases it: a notify that came
+/// between the release and the sleep would be lost if the wait could miss it.
+fn ping(region: &Region, me: u32, rounds: u32) -> Result<()> {
+    let c = region.condition("c")?;
+    let turn = counter(region, "turn")?;
+    let _g = c.lock()?;
+    for round in 0..rounds {
+        assert!(
+            c.wait_for(|| turn.load() == me, Some(LIMIT))?,
+            "side {me}, round {round}: a notify was lost"
+        );
+        turn.store(1 - me);
+        c.notify(1)?;
+    }
+    Ok(())
+}
+
+/// The helper's side of the ping-pong (side 1).
+pub fn child_ping() -> Result<()> {
+    let region = Region::open(child_path())?;
+    ping(&region, 1, arg("rounds"))
+}
+
 // -------------------------------------------------------------------------------------------
 // Tests
 
@@ -201,6 +227,19 @@ fn a_producer_and_two_consumers_in_three_processes_pass_every_item_once() {
     }
     assert_eq!(region.raw_value::<u64>("taken", 0).unwrap().load(), ITEMS);
     assert!(!c.is_locked());
+}
+
+#[test]
+fn a_ping_pong_between_two_processes_loses_no_notify() {
+    const ROUNDS: u32 = 2000;
+    let shm = ShmName::new("cond-ping");
+    let region = new_region(&shm);
+    let other = spawn("cond_ping", &shm.path(), &[("rounds", &ROUNDS)]);
+    let start = Instant::now();
+    ping(&region, 0, ROUNDS).unwrap();
+    other.wait_ok();
+    eprintln!("{ROUNDS} round trips in {:?}", start.elapsed());
+    assert_eq!(region.raw_value::<u32>("turn", 0).unwrap().load(), 0);
 }
 
 #[test]
