@@ -21,6 +21,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "rw_poison_check" => child_poison_check,
         "rw_types" => child_types,
         "rw_try_writer" => child_try_writer,
+        "rw_broken_check" => child_broken_check,
         _ => return None,
     })
 }
@@ -303,6 +304,26 @@ pub fn child_try_writer() -> Result<()> {
     ));
     assert!(start.elapsed() >= timeout);
     counter(&region, "gave_up")?.fetch_add(1);
+    Ok(())
+}
+
+/// Finds the lock broken: every acquire fails with `NotRecoverable`, at once.
+pub fn child_broken_check() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    assert!(rw.is_broken());
+    let start = Instant::now();
+    assert!(matches!(rw.read(), Err(LockError::NotRecoverable)));
+    assert!(matches!(rw.write(), Err(LockError::NotRecoverable)));
+    assert!(matches!(
+        rw.try_read_for(LIMIT),
+        Err(TryLockError::NotRecoverable)
+    ));
+    assert!(matches!(
+        rw.try_write_for(LIMIT),
+        Err(TryLockError::NotRecoverable)
+    ));
+    assert!(start.elapsed() < LIMIT);
     Ok(())
 }
 
@@ -618,4 +639,37 @@ fn a_writer_that_gave_up_does_not_keep_new_readers_out() {
         second,
         "a second reader waited {waited:?} behind a writer that had given up"
     );
+}
+
+#[test]
+fn a_reader_killed_in_the_middle_of_a_change_breaks_the_rwlock_for_every_process() {
+    let shm = ShmName::new("rw-broken");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let holder = spawn("rw_read_holder", &shm.path(), &[("n", &1)]);
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the reader to hold a read lock",
+    );
+    // Its entry now says a second read lock is being taken: the reader count is unknowable.
+    // (The table follows the 16 bytes of words and the 16 of the value.)
+    crate::semaphore::mark_in_flight(&shm.path(), "rw", 32);
+    holder.kill();
+    let start = Instant::now();
+    assert!(matches!(
+        rw.try_write_for(LIMIT),
+        Err(TryLockError::NotRecoverable)
+    ));
+    eprintln!("a writer found the lock broken in {:?}", start.elapsed());
+    assert!(rw.is_broken() && !rw.is_poisoned());
+    assert!(matches!(rw.read(), Err(LockError::NotRecoverable)));
+    assert!(matches!(rw.write(), Err(LockError::NotRecoverable)));
+    assert!(matches!(rw.try_read(), Err(TryLockError::NotRecoverable)));
+    assert!(matches!(rw.try_write(), Err(TryLockError::NotRecoverable)));
+    assert!(matches!(
+        rw.try_read_for(Duration::from_millis(20)),
+        Err(TryLockError::NotRecoverable)
+    ));
+    spawn("rw_broken_check", &shm.path(), &[]).wait_ok();
 }

@@ -3,7 +3,8 @@
 //! killed in their sleep; and `Region::objects` listing every kind added with them.
 
 use crate::common::{
-    Barrier, Child, LIMIT, ShmName, arg, child_path, spawn, wait_all, wait_for_count, wait_until,
+    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u32, read_u64, spawn,
+    wait_all, wait_for_count, wait_until, write_u32,
 };
 use shmsync::{Error, Kind, RawValue, Region, Result};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "sem_bounded_checker" => child_bounded_checker,
         "sem_bound_racer" => child_bound_racer,
         "sem_objects" => child_objects,
+        "sem_broken_waiter" => child_broken_waiter,
         _ => return None,
     })
 }
@@ -216,6 +218,47 @@ pub fn child_objects() -> Result<()> {
     region.rwlock::<[u64; 2]>("rw", [5, 5])?;
     assert!(sem.acquire(false, None));
     Ok(())
+}
+
+/// Says it is `waiting`, then waits for a permit of "s" (`mode` = "permit" or "acquire")
+/// while the semaphore breaks: must fail, well before [`LIMIT`].
+pub fn child_broken_waiter() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let sem = region.semaphore("s", 0)?;
+    counter(&region, "waiting")?.fetch_add(1);
+    let start = Instant::now();
+    match arg::<String>("mode").as_str() {
+        "permit" => match sem.try_permit_for(LIMIT) {
+            Err(Error::Broken { what: "Semaphore" }) => {}
+            other => panic!("expected Broken, got {other:?}"),
+        },
+        "acquire" => assert!(!sem.acquire(true, Some(LIMIT))),
+        other => panic!("unknown mode {other:?}"),
+    }
+    assert!(
+        start.elapsed() < LIMIT,
+        "not woken when the semaphore broke"
+    );
+    assert!(sem.is_broken());
+    assert!(matches!(sem.release(), Err(Error::Broken { .. })));
+    assert!(matches!(sem.permit(), Err(Error::Broken { .. })));
+    Ok(())
+}
+
+/// `counts` of an in-flight change in a hold-table entry (`src/protocol/holds.rs`).
+const INTENT: u32 = 1 << 20;
+
+/// In the region file at `path`: marks a change of object `name`'s word in flight in the one
+/// hold-table entry (table at `table` bytes into the object) that records exactly one hold,
+/// as if its process were killed between its `begin` and `commit` of a second hold.
+pub fn mark_in_flight(path: &std::path::Path, name: &str, table: u64) {
+    let object = read_u64(path, find_entry(path, name) + layout::E_OFFSET);
+    let entries: Vec<u64> = (0..layout::DEFAULT_PROCS)
+        .map(|slot| object + table + 8 * slot)
+        .filter(|&entry| read_u32(path, entry) != 0 && read_u32(path, entry + 4) == 1)
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry should record one hold");
+    write_u32(path, entries[0] + 4, INTENT | 1);
 }
 
 // -------------------------------------------------------------------------------------------
@@ -636,4 +679,43 @@ fn objects_lists_every_new_kind_created_by_another_process() {
     );
     mismatch(region.rwlock::<u32>("sem", 0).map(drop), "rwlock over sem");
     assert_eq!(region.objects().unwrap().len(), expected.len());
+}
+
+#[test]
+fn a_holder_killed_in_the_middle_of_a_change_breaks_the_semaphore_for_every_process() {
+    let shm = ShmName::new("sem-broken");
+    let region = new_region(&shm);
+    let sem = region.semaphore("s", 1).unwrap();
+    let held = region.raw_value::<u32>("held", 0).unwrap();
+    let holder = spawn("sem_holder", &shm.path(), &[("n", &1), ("how", &"permit")]);
+    wait_for_count(&held, 1, "the holder to take the permit");
+    // Its hold-table entry now says a second take is under way: nobody can know whether
+    // the count changed.
+    mark_in_flight(&shm.path(), "s", 16);
+    let waiters: Vec<Child> = ["permit", "acquire"]
+        .iter()
+        .map(|mode| spawn("sem_broken_waiter", &shm.path(), &[("mode", mode)]))
+        .collect();
+    wait_for_count(
+        &region.raw_value("waiting", 0).unwrap(),
+        2,
+        "the waiters to start",
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!sem.is_broken(), "nothing is broken while the holder lives");
+    holder.kill();
+    wait_all(waiters);
+    assert!(sem.is_broken());
+    assert_eq!(sem.value(), 0);
+    assert!(!sem.acquire(false, None));
+    assert!(!sem.acquire(true, Some(Duration::from_millis(20))));
+    match sem.release() {
+        Err(e @ Error::Broken { what: "Semaphore" }) => {
+            assert!(e.to_string().contains("broken"), "{e}")
+        }
+        other => panic!("expected Broken, got {other:?}"),
+    }
+    assert!(matches!(sem.try_permit(), Err(Error::Broken { .. })));
+    assert!(matches!(sem.release_many(3), Err(Error::Broken { .. })));
+    assert_eq!(format!("{sem:?}"), "Semaphore { value: 0, broken: true }");
 }
