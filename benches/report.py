@@ -626,6 +626,38 @@ def render(data):
         if bid.startswith("uncontended/shmsync/"):
             w(f"| `{bid.split('/', 2)[2]}` | {fmt_ns(rec['median_ns'])} |")
     w("")
+    prims = [
+        ("primitives/semaphore_acquire_release",
+         "`Semaphore` (value 1) `acquire(true, None)` + `release()`",
+         "lock_unlock/sem_t", "POSIX `sem_t` pshared, `sem_wait` + `sem_post`"),
+        ("primitives/semaphore_permit", "`Semaphore` (value 1) `permit()` guard",
+         "lock_unlock/sem_t", "POSIX `sem_t` pshared, `sem_wait` + `sem_post`"),
+        ("primitives/rwlock_read_guard", "`RwLock<u64>` `read()` guard",
+         "primitives/pthread_rwlock_read",
+         "glibc `pthread_rwlock_t` PROCESS_SHARED, `rdlock` + `unlock`"),
+        ("primitives/rwlock_write_guard", "`RwLock<u64>` `write()` guard",
+         "primitives/pthread_rwlock_write",
+         "glibc `pthread_rwlock_t` PROCESS_SHARED, `wrlock` + `unlock`"),
+        ("primitives/event_is_set", "`Event` `is_set()` (set)",
+         "primitives/acquire_load", "an Acquire load of a word of a shared mapping"),
+    ]
+    if any(r.ns(f"uncontended/{bid}") is not None for bid, _, _, _ in prims):
+        w("### Semaphore, RwLock, Event")
+        w("")
+        w("Uncontended, one thread, next to the POSIX object that does the same (the `sem_t` "
+          "figure is the one in the acquire + release table above).")
+        w("")
+        w("| shmsync operation | median | alternative | median | shmsync vs it |")
+        w("|---|---:|---|---:|---|")
+        for bid, label, alt_bid, alt_label in prims:
+            ns = r.ns(f"uncontended/{bid}")
+            if ns is None:
+                continue
+            other = r.ns(f"uncontended/{alt_bid}")
+            vs = faster_text(ns, other) if other else ""
+            w(f"| {label} | {fmt_ns(ns)} | {alt_label} | "
+              f"{fmt_ns(other) if other else 'not measured'} | {vs} |")
+        w("")
 
     # Contended -------------------------------------------------------------------------------------
     w("## Two processes contending: lock / increment / unlock on one shared counter")

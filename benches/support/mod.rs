@@ -59,7 +59,11 @@ pub mod slot {
     /// The interleaved contended pass: one "go" word and one "active" word per case.
     pub const GO: usize = 14;
     pub const ACTIVE: usize = 15;
-    pub const COUNT: usize = 16;
+    /// glibc's process-shared `pthread_rwlock_t`, uncontended only.
+    pub const RWLOCK: usize = 16;
+    /// A flag word read by the `Event::is_set` comparison (an Acquire load).
+    pub const FLAG: usize = 17;
+    pub const COUNT: usize = 18;
 }
 
 /// A memfd mapped `MAP_SHARED`: what any process-shared lock lives in. The descriptor is

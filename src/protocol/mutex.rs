@@ -32,8 +32,9 @@
 //! # Protocol
 //!
 //! Acquire is one compare-exchange `0 → token` (Acquire) on the fast path. On failure the caller
-//! spins for [`Word::SPIN_LIMIT`] reads while the holder has no sleepers, then sets [`WAITERS`]
-//! and sleeps on the word. A thread that has slept always takes the lock *with* [`WAITERS`]
+//! spins while the word is held, backing off between reads, for as long as the word's
+//! [`Word::spin_budget`] allows (adapted to whether spinning has been paying off), then sets
+//! [`WAITERS`] and sleeps on the word. A thread that has slept always takes the lock *with* [`WAITERS`]
 //! set, since it cannot know whether other sleepers remain (the 3-state futex mutex). Sleeps are
 //! bounded slices ([`Owners::slice_end`]); when a slice ends the waiter asks whether the holder
 //! is alive, and if not, takes the lock over with one compare-exchange from the exact word it
@@ -212,31 +213,59 @@ fn lock_contended<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners
                 }
             }
         }
-        if word.wait(state, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+        slept = true;
+        state = if word.wait(state, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
             // A slice (or the whole wait) ended: look at the holder once more before sleeping
-            // again or giving up. WAITERS stays set: others may still sleep.
+            // again or giving up. WAITERS stays set: others may still sleep. No spin: the word
+            // stayed held for a whole slice, a few more microseconds will not free it.
             check_holder = true;
             out_of_time = owners.expired(deadline);
-        }
-        slept = true;
-        state = spin(word);
+            word.load(Relaxed)
+        } else {
+            spin(word)
+        };
     }
 }
 
-/// Re-reads the word while it is held by someone with no sleepers, at most
-/// [`Word::SPIN_LIMIT`] times; returns the last value read.
+/// The first pause of a spin, in [`Word::spin_pause`] rounds; each later one is twice the
+/// previous, up to [`MAX_GAP`].
+const FIRST_GAP: u32 = 2;
+/// The longest pause between two reads of a held word. Every read pulls the word's cache line
+/// away from the holder, which then misses on its next acquire or release: reading seldom
+/// leaves a holder that takes the lock again and again to run at full speed, while reading
+/// often enough still notices a release within a fraction of a microsecond.
+const MAX_GAP: u32 = 16;
+
+/// Re-reads the word while it is held, with exponentially growing pauses between reads, until
+/// it is seen free or the word's [`Word::spin_budget`] is spent; returns the last value read.
+///
+/// It spins whatever the [`WAITERS`] bit says: a lock that has had a sleeper keeps the bit
+/// (a woken waiter takes it marked), and skipping the spin then would keep every later
+/// handoff on the futex path. How long it spins is the word's business: the budget adapts to
+/// whether spinning has been paying off ([`Word::spin_ended`]).
 #[inline]
 fn spin<W: Word>(word: &W) -> u32 {
-    let mut spins = W::SPIN_LIMIT;
-    loop {
-        // Relaxed: a read only to decide whether to keep spinning; the CAS that follows orders.
-        let state = word.load(Relaxed);
-        if !is_locked(state) || has_waiters(state) || spins == 0 {
+    // Relaxed: reads only to decide whether to keep spinning; the CAS that follows orders.
+    let mut state = word.load(Relaxed);
+    if !is_locked(state) {
+        return state;
+    }
+    let budget = word.spin_budget().min(W::SPIN_LIMIT);
+    let mut spent = 0;
+    let mut gap = FIRST_GAP;
+    while spent < budget {
+        let pause = gap.min(budget - spent);
+        word.spin_pause(pause);
+        spent += pause;
+        state = word.load(Relaxed);
+        if !is_locked(state) {
+            word.spin_ended(true, spent);
             return state;
         }
-        word.spin_hint();
-        spins -= 1;
+        gap = gap.saturating_mul(2).min(MAX_GAP);
     }
+    word.spin_ended(false, spent);
+    state
 }
 
 /// Releases the lock. `token` is the caller's own token: the fast path is for a holder with no
