@@ -33,7 +33,8 @@
 //! ([`pingpong_interleaved`]).
 //!
 //! Both two-process groups include *diagnostic* variants of the futex mutex that each add one of
-//! shmsync's traits (its 100-read spin, its 20 ms timed sleeps), to tell which costs what.
+//! shmsync's traits (the fixed 100-read spin it used before the adaptive one, its 20 ms timed
+//! sleeps), to tell which costs what.
 //!
 //! Group `region_lookup`: finding an existing object by name in a directory of 10, 1 000 and
 //! 100 000 objects; `region_open`: opening a region file by path.
@@ -875,8 +876,9 @@ impl Handoff for SpinHandoff<'_> {
     }
 }
 
-/// The ping-pong cases: shmsync, the minimal futex mutex, the futex mutex with shmsync's spin
-/// or with shmsync's kind of sleep (one trait at a time), and spinning on flags (no futex).
+/// The ping-pong cases: shmsync, the minimal futex mutex, the futex mutex with the fixed spin
+/// shmsync used before (100 reads) or with shmsync's kind of sleep (one trait at a time), and
+/// spinning on flags (no futex).
 const PINGPONG_CASES: [&str; 5] = [
     "shmsync_lock",
     "futex_mutex",

@@ -184,9 +184,10 @@ impl Word for AtomicU32 {
 mod adaptive {
     use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-    /// The largest budget, in spin-pause rounds: about 50 µs at 25 ns a round, longer than a
-    /// cross-CPU futex wake-up takes on a virtual machine (20–40 µs), so that a waiter whose
-    /// partner is being woken can still catch the handoff without sleeping itself.
+    /// The largest budget, in spin-pause rounds: 50–120 µs at 25–60 ns a round (a `pause`
+    /// instruction here), longer than a cross-CPU futex wake-up takes on a virtual machine
+    /// (20–40 µs), so that a waiter whose partner is being woken can still catch the handoff
+    /// without sleeping itself.
     pub(super) const MAX_BUDGET: u32 = 2048;
     /// The smallest budget: one short look before sleeping.
     const MIN_BUDGET: u32 = 2;

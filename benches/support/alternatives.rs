@@ -107,7 +107,8 @@ pub struct FutexMutex<'a, const SPIN: u32 = 0, const TIMED: bool = false> {
     word: &'a AtomicU32,
 }
 
-/// The futex mutex with shmsync's spin (100 reads while held without sleepers).
+/// The futex mutex with the fixed spin shmsync used before its adaptive one (100 reads while
+/// held without sleepers).
 pub type SpinningFutexMutex<'a> = FutexMutex<'a, 100, false>;
 
 impl<'a, const SPIN: u32, const TIMED: bool> FutexMutex<'a, SPIN, TIMED> {

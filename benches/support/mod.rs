@@ -48,7 +48,7 @@ pub mod slot {
     pub const RAW_SYNC: usize = 6;
     /// The counter of the shmsync `Lock` contended benchmark (a `Lock` has no data of its own).
     pub const SHMSYNC_LOCK_COUNTER: usize = 7;
-    /// The futex mutex with shmsync's spin, for the contended benchmark.
+    /// The futex mutex with a fixed 100-read spin, for the contended benchmark.
     pub const FUTEX_SPIN: usize = 8;
     /// The ping-pong cases: two lock words each (offsets 0 and 4) and a round counter.
     pub const PP_SHMSYNC: usize = 9;
