@@ -143,23 +143,28 @@ pub fn lock<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners: &O) 
         token != 0 && token & !TOKEN_MASK == 0,
         "bad token {token:#x}"
     );
-    if word
-        .compare_exchange(UNLOCKED, token, Acquire, Relaxed)
-        .is_ok()
-    {
-        return Outcome::Acquired;
+    match word.compare_exchange(UNLOCKED, token, Acquire, Relaxed) {
+        Ok(_) => Outcome::Acquired,
+        Err(seen) => lock_contended(word, token, block, owners, seen),
     }
-    lock_contended(word, token, block, owners)
 }
 
 #[cold]
-fn lock_contended<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners: &O) -> Outcome {
+fn lock_contended<W: Word, O: Owners>(
+    word: &W,
+    token: u32,
+    block: Block,
+    owners: &O,
+    seen: u32,
+) -> Outcome {
     let deadline = block.deadline();
     let single_try = block == Block::Try;
     let mut state = if single_try {
         word.load(Relaxed)
     } else {
-        spin(word)
+        // The failed compare-exchange just read the word: the spin starts with a pause, not
+        // with another read that would pull the line straight back from the holder.
+        spin(word, seen)
     };
     // A single try asks about the holder at once; sleepers ask whenever a slice ends.
     let mut check_holder = single_try;
@@ -222,7 +227,7 @@ fn lock_contended<W: Word, O: Owners>(word: &W, token: u32, block: Block, owners
             out_of_time = owners.expired(deadline);
             word.load(Relaxed)
         } else {
-            spin(word)
+            spin(word, word.load(Relaxed))
         };
     }
 }
@@ -246,16 +251,15 @@ const FIRST_GAP: u32 = 4;
 const MAX_GAP: u32 = 256;
 
 /// Re-reads the word while it is held, with exponentially growing pauses between reads, until
-/// it is seen free or the word's [`Word::spin_budget`] is spent; returns the last value read.
+/// it is seen free or the word's [`Word::spin_budget`] is spent; returns the last value read
+/// (`state`, the value the caller last read, if that is already free).
 ///
 /// It spins whatever the [`WAITERS`] bit says: a lock that has had a sleeper keeps the bit
 /// (a woken waiter takes it marked), and skipping the spin then would keep every later
 /// handoff on the futex path. How long it spins is the word's business: the budget adapts to
 /// whether spinning has been paying off ([`Word::spin_ended`]).
 #[inline]
-fn spin<W: Word>(word: &W) -> u32 {
-    // Relaxed: reads only to decide whether to keep spinning; the CAS that follows orders.
-    let mut state = word.load(Relaxed);
+fn spin<W: Word>(word: &W, mut state: u32) -> u32 {
     if !is_locked(state) {
         return state;
     }
@@ -266,6 +270,7 @@ fn spin<W: Word>(word: &W) -> u32 {
         let pause = gap.min(budget - spent);
         word.spin_pause(pause);
         spent += pause;
+        // Relaxed: reads only to decide whether to keep spinning; the CAS that follows orders.
         state = word.load(Relaxed);
         if !is_locked(state) {
             word.spin_ended(true, spent);
