@@ -1105,9 +1105,12 @@ def explain(r, targets):
                    if isl else "")
                 + f"futex mutex {fmt_mops(ifx[0])} [{fmt_mops(ifx[1])} – {fmt_mops(ifx[2])}]"
                 + (f", pthread {fmt_mops(ipt[0])}" if ipt else "")
-                + ". Where criterion's pass and the interleaved one disagree on which side of the "
-                "bound a case falls, the bound is inside this machine's noise rather than a "
-                "settled loss.")
+                + f". shmsync `Value` against the futex mutex: {fmt_x(sv / fx)} in criterion's "
+                f"pass, {fmt_x(isv[0] / ifx[0])} interleaved"
+                + (f"; `Lock` + counter: {fmt_x(sl / fx)} and {fmt_x(isl[0] / ifx[0])}"
+                   if sl and isl else "")
+                + ". Where the two passes disagree on which side of the bound a case falls, the "
+                "bound is inside this machine's noise rather than a settled loss.")
         body.append(
             "What differs: the minimal futex mutex's waiter goes to sleep at once, so the holder "
             "runs alone, at uncontended speed, for the 20–40 µs a cross-CPU wake-up takes here, "
@@ -1117,11 +1120,11 @@ def explain(r, targets):
             "of `spin_loop` (25–60 ns each here), so after its first few reads a waiter pulls "
             "the lock's cache line from the holder only every few microseconds. But the first "
             "reads come soon (they are what makes the ping-pong handoff fast), and each read "
-            "may find the word free: then the lock changes process and both lines (the word and "
-            "the counter) move with it, and the old holder becomes the waiter whose first reads "
-            "come soon. With "
-            "critical sections of a few nanoseconds, each such handoff costs the pair hundreds "
-            "of increments, which a sleeping waiter never takes away.")
+            "may find the word free: then the lock changes process, its cache line (and, for "
+            "`Lock` + counter, the counter's line) moves with it, and the old holder becomes "
+            "the waiter whose first reads come soon. With critical sections of a few "
+            "nanoseconds, the cache misses of such a handoff cost more than the increments "
+            "around it; a sleeping waiter causes none until it wakes.")
         if sv and sl and sl < 0.9 * sv:
             body.append(
                 f"`Lock` + counter ({fmt_mops(sl)}) trails `Value` ({fmt_mops(sv)}) because its "
