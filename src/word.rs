@@ -214,21 +214,18 @@ mod adaptive {
         }
     }
 
-    pub(super) fn budget(word: &AtomicU32) -> u32 {
-        if crate::sys::online_cpus() <= 1 {
-            // The holder can only run when we stop: spinning only delays it.
-            return 0;
-        }
-        match decode(slot(word).load(Relaxed)) {
+    /// The budget a slot holding `hint` grants (a full probe once in a while at the minimum).
+    #[inline]
+    fn granted(hint: u32) -> u32 {
+        match decode(hint) {
             (MIN_BUDGET, failed) if failed % PROBE_EVERY == PROBE_EVERY - 1 => MAX_BUDGET,
             (budget, _) => budget,
         }
     }
 
-    pub(super) fn ended(word: &AtomicU32, paid_off: bool, spent: u32) {
-        let slot = slot(word);
-        let old = slot.load(Relaxed);
-        let (b, failed) = decode(old);
+    /// The hint after a spin from `hint` ended, having `paid_off` after `spent` rounds.
+    fn next(hint: u32, paid_off: bool, spent: u32) -> u32 {
+        let (b, failed) = decode(hint);
         let (b, failed) = if paid_off {
             // At least twice what this wait took: the next one may take a little longer.
             (
@@ -242,11 +239,85 @@ mod adaptive {
         } else {
             ((b / 2).max(MIN_BUDGET), 0)
         };
+        b | failed << 16
+    }
+
+    pub(super) fn budget(word: &AtomicU32) -> u32 {
+        if crate::sys::online_cpus() <= 1 {
+            // The holder can only run when we stop: spinning only delays it.
+            return 0;
+        }
+        granted(slot(word).load(Relaxed))
+    }
+
+    pub(super) fn ended(word: &AtomicU32, paid_off: bool, spent: u32) {
+        let slot = slot(word);
+        let old = slot.load(Relaxed);
+        let new = next(old, paid_off, spent);
         // Relaxed load and store, no read-modify-write: a lost update between two threads of
         // this process only costs a slightly different budget.
-        let new = b | failed << 16;
         if new != old {
             slot.store(new, Relaxed);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_fresh_lock_spins_in_full() {
+            assert_eq!(granted(0), MAX_BUDGET);
+        }
+
+        #[test]
+        fn failures_halve_down_to_the_minimum_and_successes_double() {
+            let mut hint = 0;
+            let mut budgets = vec![];
+            for _ in 0..12 {
+                hint = next(hint, false, granted(hint));
+                budgets.push(granted(hint));
+            }
+            assert_eq!(&budgets[..4], &[1024, 512, 256, 128]);
+            assert_eq!(budgets[11], MIN_BUDGET);
+            hint = next(hint, true, 1);
+            assert_eq!(granted(hint), 2 * MIN_BUDGET);
+            // A success after a long wait grants at least twice that wait.
+            hint = next(hint, true, 300);
+            assert_eq!(granted(hint), 600);
+            hint = next(hint, true, 5000);
+            assert_eq!(granted(hint), MAX_BUDGET);
+        }
+
+        #[test]
+        fn a_budget_at_the_minimum_probes_in_full_now_and_then() {
+            let mut hint = MIN_BUDGET;
+            let mut probes = 0;
+            for _ in 0..3 * PROBE_EVERY {
+                let b = granted(hint);
+                if b == MAX_BUDGET {
+                    probes += 1;
+                }
+                // Every spin fails, the probes too (one CPU, say).
+                hint = next(hint, false, b);
+                assert_eq!(decode(hint).0, MIN_BUDGET);
+            }
+            assert_eq!(probes, 3);
+            // A probe that pays off restores the budget at once.
+            while granted(hint) != MAX_BUDGET {
+                hint = next(hint, false, MIN_BUDGET);
+            }
+            hint = next(hint, true, 1500);
+            assert_eq!(granted(hint), MAX_BUDGET);
+        }
+
+        #[test]
+        fn the_failure_count_never_spills_into_the_budget() {
+            let mut hint = MIN_BUDGET;
+            for _ in 0..70_000 {
+                hint = next(hint, false, MIN_BUDGET);
+                assert_eq!(decode(hint).0, MIN_BUDGET);
+            }
         }
     }
 }

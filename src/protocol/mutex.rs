@@ -264,6 +264,9 @@ fn spin<W: Word>(word: &W, mut state: u32) -> u32 {
         return state;
     }
     let budget = word.spin_budget().min(W::SPIN_LIMIT);
+    if budget == 0 {
+        return state;
+    }
     let mut spent = 0;
     let mut gap = FIRST_GAP;
     while spent < budget {
