@@ -1064,11 +1064,27 @@ def explain(r, targets):
             body.append(
                 f"Even an unconditional release would not meet the bound in this run: CAS + "
                 f"`xchg` measured {fmt_x(cas_swap / floor)} the floor.")
+        robust = r.u("lock_unlock", "pthread_robust")
         if pthread and any_missed("uncontended `Lock` acquire+release ≥"):
             body.append(
                 f"The pthread comparisons follow from the same cost: glibc's process-shared mutex "
                 f"takes {fmt_ns(pthread)} here; being 1.3× faster means ≤ {fmt_ns(pthread / 1.3)}, "
-                f"about the minimal futex mutex's {fmt_ns(futex)}.")
+                f"about the minimal futex mutex's {fmt_ns(futex)}"
+                + (f"; the robust one takes {fmt_ns(robust)}, and 1.9× faster means ≤ "
+                   f"{fmt_ns(robust / 1.9)}" if robust else "")
+                + ".")
+        lock_r = r.u_range("lock_unlock", "shmsync_lock_acquire_release")
+        if lock_r and lock_r[1] > 1.1 * lock_r[0]:
+            others = [g for g in (guard, r.u("lock_unlock", "shmsync_lock_try_lock_guard")) if g]
+            body.append(
+                f"This run's `acquire` + `release` measurement was itself noisy: its median's "
+                f"95% confidence interval spans {fmt_ns(lock_r[0])} – {fmt_ns(lock_r[1])}"
+                + (f", while the guard forms, which do the same two compare-exchanges, measured "
+                   + " and ".join(fmt_ns(g) for g in others) if others else "")
+                + ". The uncontended path is one compare-exchange each way (`lock` / `unlock` "
+                "in `src/protocol/mutex.rs`, inlined through `RawLock::acquire` / `release` in "
+                "`src/lock.rs`); the adaptive spin only runs once the acquire's compare-exchange "
+                "has failed.")
         out.append(("Uncontended `Lock` against the floor and pthread", body))
 
     value = r.u("increment", "shmsync_value_guard")
