@@ -32,9 +32,10 @@
 //! # Protocol
 //!
 //! Acquire is one compare-exchange `0 → token` (Acquire) on the fast path. On failure the caller
-//! spins while the word is held, backing off between reads, for as long as the word's
-//! [`Word::spin_budget`] allows (adapted to whether spinning has been paying off), then sets
-//! [`WAITERS`] and sleeps on the word. A thread that has slept always takes the lock *with* [`WAITERS`]
+//! spins while the word is held, whatever [`WAITERS`] says, backing off between reads, for as
+//! long as the word's [`Word::spin_budget`] allows (adapted to whether spinning has been paying
+//! off), then sets [`WAITERS`] and sleeps on the word; it spins again after each wake-up, but not
+//! after a sleep slice ran out. A thread that has slept always takes the lock *with* [`WAITERS`]
 //! set, since it cannot know whether other sleepers remain (the 3-state futex mutex). Sleeps are
 //! bounded slices ([`Owners::slice_end`]); when a slice ends the waiter asks whether the holder
 //! is alive, and if not, takes the lock over with one compare-exchange from the exact word it
@@ -239,9 +240,10 @@ fn lock_contended<W: Word, O: Owners>(
 /// running is caught within about this many rounds (on the 2-CPU VM these figures come from, a
 /// round is 25–60 ns, and a ping-pong round trip measured 0.6 µs with a first pause of 2
 /// rounds, 0.75 µs with 4, 1.3 µs with 8, 2.2 µs with 16). They also decide how soon a waiter
-/// pulls the line back from a holder that just took the lock: with a first pause of 2, two
-/// processes hammering the lock handed it back and forth every microsecond or so, at about 0.85×
-/// the throughput of a futex mutex whose waiter sleeps at once; with 4 to 16, 0.9–1.1×.
+/// pulls the line back from a holder that just took the lock: in A/B runs of two processes
+/// hammering one lock on that (loaded) machine, the throughput against a futex mutex whose
+/// waiter sleeps at once was 0.8–0.95× with a first pause of 2 (and at most 16), 0.7–1.05× with
+/// 4 (at most 256), 0.95–1.15× with 16: differences inside that machine's noise.
 const FIRST_GAP: u32 = 4;
 /// The longest pause between two reads of a held word. Every read pulls the word's cache line
 /// away from the holder, which then misses on its next acquire or release, and may catch the
