@@ -12,7 +12,8 @@
 //! ROBUST), a POSIX `sem_t` with pshared, std's and parking_lot's in-process mutexes, and the
 //! `raw_sync` crate. All the process-shared ones live in a memfd mapped MAP_SHARED (see
 //! `support/mod.rs`); `floor_variants/*` decompose the cost of a release; `shmsync/*` covers
-//! the rest of the API.
+//! the rest of the Lock/Value API, and `primitives/*` the Semaphore, RwLock and Event, next to
+//! glibc's process-shared `pthread_rwlock_t` (and `sem_t`, measured above).
 //!
 //! Group `contended`: two processes, pinned to two CPUs (`two_cpus/*`) or to one
 //! (`one_cpu/*`), doing lock / increment / unlock on one shared counter. This binary
@@ -32,7 +33,8 @@
 //! ([`pingpong_interleaved`]).
 //!
 //! Both two-process groups include *diagnostic* variants of the futex mutex that each add one of
-//! shmsync's traits (its 100-read spin, its 20 ms timed sleeps), to tell which costs what.
+//! shmsync's traits (the fixed 100-read spin it used before the adaptive one, its 20 ms timed
+//! sleeps), to tell which costs what.
 //!
 //! Group `region_lookup`: finding an existing object by name in a directory of 10, 1 000 and
 //! 100 000 objects; `region_open`: opening a region file by path.
@@ -51,7 +53,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
-use support::alternatives::{FutexMutex, PthreadMutex, Semaphore, SharedLock, SpinningFutexMutex};
+use support::alternatives::{
+    FutexMutex, PthreadMutex, PthreadRwLock, Semaphore, SharedLock, SpinningFutexMutex,
+};
 use support::{
     Arena, HELPER_ENV, HELPER_MAX_LIFETIME, Helper, Pinned, Placement, REGION_ENV, ThreadCpuTime,
     bump, slot,
@@ -322,6 +326,46 @@ fn uncontended(c: &mut Criterion<ThreadCpuTime>) {
     });
     g.bench_function("shmsync/array_u64_1000_copy_from_slice", |b| {
         b.iter(|| array.copy_from_slice(black_box(&src)).expect("copy"))
+    });
+
+    // (g) shmsync's other primitives, next to the POSIX object that does the same where there
+    // is one (`sem_t` is `lock_unlock/sem_t` above: `sem_wait` + `sem_post`).
+    let sem = region.semaphore("semaphore", 1).expect("semaphore");
+    g.bench_function("primitives/semaphore_acquire_release", |b| {
+        b.iter(|| {
+            black_box(sem.acquire(true, None));
+            sem.release().expect("release");
+        })
+    });
+    g.bench_function("primitives/semaphore_permit", |b| {
+        b.iter(|| drop(black_box(sem.permit().expect("permit"))))
+    });
+    let rwlock = region.rwlock::<u64>("rwlock", 0).expect("rwlock");
+    g.bench_function("primitives/rwlock_read_guard", |b| {
+        b.iter(|| drop(black_box(rwlock.read().expect("read"))))
+    });
+    g.bench_function("primitives/rwlock_write_guard", |b| {
+        b.iter(|| drop(black_box(rwlock.write().expect("write"))))
+    });
+    // SAFETY: the slot is 128-byte aligned and 128 bytes long (more than a
+    // `pthread_rwlock_t`), in the arena's shared mapping, which outlives the handle (used only
+    // in this function); nobody else uses the slot.
+    let pthread_rw = unsafe { PthreadRwLock::init(arena.slot_ptr(slot::RWLOCK)) };
+    g.bench_function("primitives/pthread_rwlock_read", |b| {
+        b.iter(|| black_box(&pthread_rw).read_unlock())
+    });
+    g.bench_function("primitives/pthread_rwlock_write", |b| {
+        b.iter(|| black_box(&pthread_rw).write_unlock())
+    });
+    let event = region.event("event").expect("event");
+    event.set();
+    g.bench_function("primitives/event_is_set", |b| {
+        b.iter(|| black_box(black_box(&event).is_set()))
+    });
+    let flag = arena.word(slot::FLAG);
+    flag.store(1, SeqCst);
+    g.bench_function("primitives/acquire_load", |b| {
+        b.iter(|| black_box(black_box(flag).load(Acquire)))
     });
 
     g.finish();
@@ -832,8 +876,9 @@ impl Handoff for SpinHandoff<'_> {
     }
 }
 
-/// The ping-pong cases: shmsync, the minimal futex mutex, the futex mutex with shmsync's spin
-/// or with shmsync's kind of sleep (one trait at a time), and spinning on flags (no futex).
+/// The ping-pong cases: shmsync, the minimal futex mutex, the futex mutex with the fixed spin
+/// shmsync used before (100 reads) or with shmsync's kind of sleep (one trait at a time), and
+/// spinning on flags (no futex).
 const PINGPONG_CASES: [&str; 5] = [
     "shmsync_lock",
     "futex_mutex",

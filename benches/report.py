@@ -70,12 +70,14 @@ CONTENDED = [
     ("pthread_pshared", "glibc pthread PROCESS_SHARED"),
     ("pthread_robust", "glibc pthread PROCESS_SHARED + ROBUST"),
     ("sem_t", "POSIX `sem_t` pshared"),
-    ("futex_mutex_spin100", "*diagnostic:* futex mutex + shmsync's spin (100 reads before sleeping)"),
+    ("futex_mutex_spin100", "*diagnostic:* futex mutex + a fixed 100-read spin (shmsync's spin "
+                            "before the adaptive one)"),
 ]
 PINGPONG = [
     ("shmsync_lock", "**shmsync `Lock`** (released by the other process)"),
     ("futex_mutex", "minimal 3-state futex mutex (no spin: a plain futex wait)"),
-    ("futex_mutex_spin100", "*diagnostic:* futex mutex + shmsync's spin (100 reads before sleeping)"),
+    ("futex_mutex_spin100", "*diagnostic:* futex mutex + a fixed 100-read spin (shmsync's spin "
+                            "before the adaptive one)"),
     ("futex_mutex_timed", "*diagnostic:* futex mutex sleeping as shmsync does (20 ms slices, "
                           "absolute `FUTEX_WAIT_BITSET` deadline)"),
     ("spin_flag", "two flags spun on, no futex at all (the hardware's handoff)"),
@@ -626,6 +628,38 @@ def render(data):
         if bid.startswith("uncontended/shmsync/"):
             w(f"| `{bid.split('/', 2)[2]}` | {fmt_ns(rec['median_ns'])} |")
     w("")
+    prims = [
+        ("primitives/semaphore_acquire_release",
+         "`Semaphore` (value 1) `acquire(true, None)` + `release()`",
+         "lock_unlock/sem_t", "POSIX `sem_t` pshared, `sem_wait` + `sem_post`"),
+        ("primitives/semaphore_permit", "`Semaphore` (value 1) `permit()` guard",
+         "lock_unlock/sem_t", "POSIX `sem_t` pshared, `sem_wait` + `sem_post`"),
+        ("primitives/rwlock_read_guard", "`RwLock<u64>` `read()` guard",
+         "primitives/pthread_rwlock_read",
+         "glibc `pthread_rwlock_t` PROCESS_SHARED, `rdlock` + `unlock`"),
+        ("primitives/rwlock_write_guard", "`RwLock<u64>` `write()` guard",
+         "primitives/pthread_rwlock_write",
+         "glibc `pthread_rwlock_t` PROCESS_SHARED, `wrlock` + `unlock`"),
+        ("primitives/event_is_set", "`Event` `is_set()` (set)",
+         "primitives/acquire_load", "an Acquire load of a word of a shared mapping"),
+    ]
+    if any(r.ns(f"uncontended/{bid}") is not None for bid, _, _, _ in prims):
+        w("### Semaphore, RwLock, Event")
+        w("")
+        w("Uncontended, one thread, next to the POSIX object that does the same (the `sem_t` "
+          "figure is the one in the acquire + release table above).")
+        w("")
+        w("| shmsync operation | median | alternative | median | shmsync vs it |")
+        w("|---|---:|---|---:|---|")
+        for bid, label, alt_bid, alt_label in prims:
+            ns = r.ns(f"uncontended/{bid}")
+            if ns is None:
+                continue
+            other = r.ns(f"uncontended/{alt_bid}")
+            vs = faster_text(ns, other) if other else ""
+            w(f"| {label} | {fmt_ns(ns)} | {alt_label} | "
+              f"{fmt_ns(other) if other else 'not measured'} | {vs} |")
+        w("")
 
     # Contended -------------------------------------------------------------------------------------
     w("## Two processes contending: lock / increment / unlock on one shared counter")
@@ -700,8 +734,9 @@ def render(data):
       "measured in turn, 8 rounds of 40 ms each, so that all of them see the same load (median "
       "over rounds of the mean round trip); and a pass that times each round trip separately, "
       "to show how many took under 2 µs and how often the handoff switched between fast and "
-      "slow round trips. The *diagnostic* rows are the minimal futex mutex with one of shmsync's "
-      "traits added.")
+      "slow round trips. The *diagnostic* rows are the minimal futex mutex with one trait added: "
+      "the fixed 100-read spin shmsync used before its adaptive one, or shmsync's kind of "
+      "sleep.")
     w("")
     for placement, title in [("two_cpus", "Pinned to two CPUs"), ("one_cpu", "Both pinned to one CPU")]:
         keys = [(k, l) for k, l in PINGPONG if r.pp(placement, k) is not None]
@@ -1012,17 +1047,44 @@ def explain(r, targets):
             body.append(
                 f"So with a compare-exchange release the 2.0× bound is out of reach on this "
                 f"machine before any other work is done ({fmt_x(cas_cas / floor)} for the bare "
-                "pair). The cheapest two-RMW lock here is the futex mutex at "
-                f"{fmt_x(futex / floor)}. Meeting the bound needs a release by an unconditional "
-                "read-modify-write (`swap(0)` or `fetch_sub`) whose returned old value says "
-                "whether to wake a sleeper, with the POISONED case (set and cleared only by the "
-                "holder) checked by a plain load before it — a change to `src/protocol/mutex.rs` "
-                "(and its loom model), not made here.")
+                f"pair). The cheapest two-RMW lock here is the futex mutex at "
+                f"{fmt_x(futex / floor)}.")
+        body.append(
+            "Why the release stays a compare-exchange: an unconditional `swap(0)` (or "
+            "`fetch_sub`) writes before it looks. `Lock.release()` may be called by any process, "
+            "so the word it overwrites may be another holder's, a poisoned hold (which must "
+            "become NOT_RECOVERABLE, not free: for an instant it would be free and a new acquirer "
+            "would get the broken data as `Acquired`), or NOT_RECOVERABLE itself (which a swap "
+            "would make usable again). A plain load before the swap narrows that window to the "
+            "instants between the two instructions, but a releaser preempted there can still "
+            "free a lock that was released, re-taken, orphaned and taken over meanwhile. The "
+            "compare-exchange is what makes `unlock` / `unlock_own` (`src/protocol/mutex.rs`) "
+            "release only what they saw; the loom models check exactly that.")
+        if cas_swap / floor > 2.0:
+            body.append(
+                f"Even an unconditional release would not meet the bound in this run: CAS + "
+                f"`xchg` measured {fmt_x(cas_swap / floor)} the floor.")
+        robust = r.u("lock_unlock", "pthread_robust")
         if pthread and any_missed("uncontended `Lock` acquire+release ≥"):
             body.append(
                 f"The pthread comparisons follow from the same cost: glibc's process-shared mutex "
                 f"takes {fmt_ns(pthread)} here; being 1.3× faster means ≤ {fmt_ns(pthread / 1.3)}, "
-                f"about the minimal futex mutex's {fmt_ns(futex)}.")
+                f"about the minimal futex mutex's {fmt_ns(futex)}"
+                + (f"; the robust one takes {fmt_ns(robust)}, and 1.9× faster means ≤ "
+                   f"{fmt_ns(robust / 1.9)}" if robust else "")
+                + ".")
+        lock_r = r.u_range("lock_unlock", "shmsync_lock_acquire_release")
+        if lock_r and lock_r[1] > 1.1 * lock_r[0]:
+            others = [g for g in (guard, r.u("lock_unlock", "shmsync_lock_try_lock_guard")) if g]
+            body.append(
+                f"This run's `acquire` + `release` measurement was itself noisy: its median's "
+                f"95% confidence interval spans {fmt_ns(lock_r[0])} – {fmt_ns(lock_r[1])}"
+                + (f", while the guard forms, which do the same two compare-exchanges, measured "
+                   + " and ".join(fmt_ns(g) for g in others) if others else "")
+                + ". The uncontended path is one compare-exchange each way (`lock` / `unlock` "
+                "in `src/protocol/mutex.rs`, inlined through `RawLock::acquire` / `release` in "
+                "`src/lock.rs`); the adaptive spin only runs once the acquire's compare-exchange "
+                "has failed.")
         out.append(("Uncontended `Lock` against the floor and pthread", body))
 
     value = r.u("increment", "shmsync_value_guard")
@@ -1042,45 +1104,55 @@ def explain(r, targets):
         body = []
         if sv and fx:
             share = r.two_proc("two_cpus", "shmsync_value")["bench_share_pct"]
+            fshare = r.two_proc("two_cpus", "futex_mutex")["bench_share_pct"]
             body.append(
                 f"Criterion's run, both processes together: shmsync `Value` {fmt_mops(sv)} Mops/s "
                 f"(the bench process made {share:.0f}% of the increments), `Lock` + counter "
-                f"{fmt_mops(sl) if sl else 'n/a'}, minimal futex mutex {fmt_mops(fx)}, pthread "
-                f"{fmt_mops(pt) if pt else 'n/a'}; the futex mutex with shmsync's 100-read spin "
-                f"added: {fmt_mops(fs) if fs else 'n/a'}.")
-        isv, ifx, ifs = (r.both_inter("shmsync_value"), r.both_inter("futex_mutex"),
-                         r.both_inter("futex_mutex_spin100"))
-        # Judge the spin on both passes: a conclusion only where they agree.
-        pairs = [(a, b) for a, b in [(fs, fx), (ifs and ifs[0], ifx and ifx[0])] if a and b]
-        if pairs:
-            lower = all(a < 0.9 * b for a, b in pairs)
-            higher = all(a > 1.1 * b for a, b in pairs)
-            both_txt = (f" (interleaved: {fmt_mops(ifs[0])} against {fmt_mops(ifx[0])}, shmsync "
-                        f"`Value` {fmt_mops(isv[0])})" if ifs and ifx and isv else "")
-            if lower:
-                body.append(
-                    "The diagnostic variant points at the spin: adding shmsync's spin (up to 100 "
-                    "reads while the word is held without sleepers, then sleep) to the futex mutex "
-                    f"lowers its throughput from {fmt_mops(fx)} to {fmt_mops(fs)} Mops/s{both_txt}"
-                    + (", close to shmsync's own figure" if sv and abs(fs - sv) <= 0.15 * sv else "")
-                    + ". With critical sections of a few nanoseconds, "
-                    "the spinning waiter's reads keep pulling the lock's cache line away from the "
-                    "holder, which then pays a cache miss on its next acquire; a waiter that sleeps "
-                    "at once leaves the holder to run alone for a while. shmsync spins in `spin()` "
-                    "(`src/protocol/mutex.rs`, `SPIN_LIMIT` = 100 in `src/word.rs`). A spin with "
-                    "back-off, or one that adapts to whether spinning paid off, is the library "
-                    "change to try.")
-            elif higher:
-                body.append(
-                    f"The spin is not the cause: the futex mutex with shmsync's 100-read spin did "
-                    f"better than without it{both_txt}. The rest of the difference is shmsync's "
-                    "per-operation cost (the compare-exchange release and token work measured "
-                    "uncontended above) and its slow paths (`lock_contended` / `unlock_contended`).")
-            else:
-                body.append(
-                    f"The diagnostic variant is inconclusive in this run{both_txt}: the futex mutex "
-                    "with shmsync's 100-read spin did not come out consistently lower or higher than "
-                    "without it in criterion's pass and the interleaved one.")
+                f"{fmt_mops(sl) if sl else 'n/a'}, minimal futex mutex {fmt_mops(fx)} (bench "
+                f"share {fshare:.0f}%), pthread {fmt_mops(pt) if pt else 'n/a'}; the futex mutex "
+                f"with a fixed 100-read spin added: {fmt_mops(fs) if fs else 'n/a'}.")
+        isv, isl, ifx, ipt = (r.both_inter("shmsync_value"), r.both_inter("shmsync_lock"),
+                              r.both_inter("futex_mutex"), r.both_inter("pthread_pshared"))
+        if isv and ifx:
+            body.append(
+                f"Interleaved (all cases under the same load, median [min – max] over 8 windows): "
+                f"shmsync `Value` {fmt_mops(isv[0])} [{fmt_mops(isv[1])} – {fmt_mops(isv[2])}], "
+                + (f"`Lock` + counter {fmt_mops(isl[0])} [{fmt_mops(isl[1])} – {fmt_mops(isl[2])}], "
+                   if isl else "")
+                + f"futex mutex {fmt_mops(ifx[0])} [{fmt_mops(ifx[1])} – {fmt_mops(ifx[2])}]"
+                + (f", pthread {fmt_mops(ipt[0])}" if ipt else "")
+                + f". shmsync `Value` against the futex mutex: {fmt_x(sv / fx)} in criterion's "
+                f"pass, {fmt_x(isv[0] / ifx[0])} interleaved"
+                + (f"; `Lock` + counter: {fmt_x(sl / fx)} and {fmt_x(isl[0] / ifx[0])}"
+                   if sl and isl else "")
+                + ". Where the two passes disagree on which side of the bound a case falls, the "
+                "bound is inside this machine's noise rather than a settled loss.")
+        body.append(
+            "What differs: the minimal futex mutex's waiter goes to sleep at once, so the holder "
+            "runs alone, at uncontended speed, for the 20–40 µs a cross-CPU wake-up takes here, "
+            "and pays one wake system call per sleep. shmsync's waiter spins first "
+            "(`spin()` in `src/protocol/mutex.rs`), since on two CPUs the spin usually catches "
+            "the release; between two reads of the word it pauses 4, 8, 16, … up to 256 rounds "
+            "of `spin_loop` (25–60 ns each here), so after its first few reads a waiter pulls "
+            "the lock's cache line from the holder only every few microseconds. But the first "
+            "reads come soon (they are what makes the ping-pong handoff fast), and each read "
+            "may find the word free: then the lock changes process, its cache line (and, for "
+            "`Lock` + counter, the counter's line) moves with it, and the old holder becomes "
+            "the waiter whose first reads come soon. With critical sections of a few "
+            "nanoseconds, the cache misses of such a handoff cost more than the increments "
+            "around it; a sleeping waiter causes none until it wakes.")
+        if sv and sl and sl < 0.9 * sv:
+            body.append(
+                f"`Lock` + counter ({fmt_mops(sl)}) trails `Value` ({fmt_mops(sv)}) because its "
+                "counter is on another cache line than the lock word (the `Lock` has no data of "
+                "its own; the benchmark keeps the counter in the arena), so every handoff moves "
+                "two lines instead of one.")
+        if fs and fx:
+            body.append(
+                f"For scale, the fixed 100-read spin shmsync used before (reads back to back, "
+                f"then sleep) brings the futex mutex from {fmt_mops(fx)} down to "
+                f"{fmt_mops(fs)} Mops/s: the back-off is what keeps shmsync near the sleeping "
+                "mutex.")
         body.append(
             "Two-process throughput also depends on what else runs on the machine's two CPUs "
             "(see the load average above): the quartiles and the interleaved min – max show how "
@@ -1114,7 +1186,7 @@ def explain(r, targets):
                     f"median of {fmt_ns(md['slow_median_ns'])}, and the handoff switched between "
                     f"the two only {md['switches']} times. Which mode the criterion samples happen "
                     "to fall in decides the median (hence its wide confidence interval), and a "
-                    "hiccup of the machine can flip the mode for good.")
+                    "hiccup of the machine can flip the mode.")
             elif md["fast_pct"] <= 1:
                 body.append(
                     f"Timing each of {md['trips']:,} round trips: none (or almost none) took under "
@@ -1124,22 +1196,17 @@ def explain(r, targets):
                 body.append(
                     f"Timing each of {md['trips']:,} round trips: {md['fast_pct']:.0f}% took under "
                     f"2 µs, switching {md['switches']} times between fast and slow.")
-        bistable = bool(md) and 1 < md["fast_pct"] < 99
         body.append(
-            "What the code does: a contended acquire spins at most `SPIN_LIMIT` = 100 reads "
-            "(`src/word.rs`), and `spin()` (`src/protocol/mutex.rs`) stops at once when the word "
-            "has WAITERS set. A waiter that has slept takes the lock back *with* WAITERS set "
-            "(`slept` in `lock_contended`), so when it next waits on that lock it finds WAITERS "
-            "and sleeps without spinning; the sleep makes it slow again. Once a handoff has "
-            "fallen to the futex path it tends to stay there"
-            + (", and once the spin catches the handoffs it tends to keep catching them: the two "
-               "modes above. The 100-read spin itself is long enough when the other process is "
-               "running (the fast mode shows it)." if bistable else
-               "; in this run it stayed there.")
-            + " Reaching ≤ 2 µs reliably needs the spin not to be skipped for good after one "
-            "sleep (for instance: spin whatever the WAITERS bit says while spinning has recently "
-            "paid off, and back off when it has not) — the adaptive spin issue 6 asks for, a "
-            "library change not made here.")
+            "What the code does: a contended acquire spins whatever the WAITERS bit says, with a "
+            "process-local budget per lock (`adaptive` in `src/word.rs`) that doubles when a "
+            "spin catches the release and halves when the waiter has to sleep, between 2 and "
+            "2048 pause rounds (50–120 µs at 25–60 ns a round here, longer than a cross-CPU "
+            "wake-up). While both "
+            "processes keep spinning, every handoff is caught (the fast mode); a slow mode is "
+            "two processes that both fell asleep, each waiting a whole wake-up for the other. "
+            "A spin at the full budget catches a partner that is only slow to wake, and a lock "
+            "whose budget has fallen to the minimum probes with a full spin every 512th sleep, "
+            "so a slow mode does not last.")
         out.append(("Ping-pong across CPUs", body))
 
     if any_missed("ping-pong on one CPU"):
@@ -1153,7 +1220,7 @@ def explain(r, targets):
             d_spin, d_timed = i_sp[0] - i_f[0], i_t[0] - i_f[0]
             body.append(
                 f"Interleaved, so that all four see the same load: shmsync {fmt_ns(i_s[0])}, futex "
-                f"mutex {fmt_ns(i_f[0])}, a gap of {fmt_ns(gap)}. Adding shmsync's 100-read spin "
+                f"mutex {fmt_ns(i_f[0])}, a gap of {fmt_ns(gap)}. Adding a fixed 100-read spin "
                 f"to the futex mutex costs {fmt_ns(d_spin)} per round trip; sleeping as shmsync "
                 f"does (20 ms slices, absolute `FUTEX_WAIT_BITSET` deadline, which arms and "
                 f"cancels a high-resolution timer on every sleep) costs {fmt_ns(d_timed)}"
@@ -1161,9 +1228,12 @@ def explain(r, targets):
                    "gap." if gap > 0 else "."))
             body.append(
                 "On one CPU the other process cannot run while a waiter spins, so the spin is pure "
-                "loss; an adaptive spin would skip it when the holder is not running (or when "
-                "spinning has not paid off lately). The slice timer is the price of owner-death "
-                "detection (`DEATH_CHECK_INTERVAL`, `Owners::slice_end`).")
+                "loss. shmsync skips it when the machine has one CPU online; here two are online "
+                "(both processes are only pinned to one), so the budget adapts instead: every "
+                "spin fails, the budget halves down to 2 pause rounds (about 50 ns), and every "
+                "512th sleep a full probe spin (50–120 µs) is spent, 0.1–0.25 µs per handoff "
+                "on average. The slice timer is the price of owner-death detection "
+                "(`DEATH_CHECK_INTERVAL`, `Owners::slice_end`).")
         out.append(("Ping-pong on one CPU", body))
     return out
 
@@ -1206,6 +1276,30 @@ def observations(r):
             "(a `BTreeMap` behind a `std::sync::Mutex`, `src/region/directory.rs`), itself "
             "O(log n), and the 64 MiB directory of 100 000 slots misses the caches. Handles are "
             "cheap to clone: look an object up once and keep the handle.")
+    sem_t = r.u("lock_unlock", "sem_t")
+    permit = r.ns("uncontended/primitives/semaphore_permit")
+    sem_ar = r.ns("uncontended/primitives/semaphore_acquire_release")
+    read = r.ns("uncontended/primitives/rwlock_read_guard")
+    pread = r.ns("uncontended/primitives/pthread_rwlock_read")
+    if permit and sem_t and sem_ar:
+        out.append(
+            f"A `Semaphore` permit guard costs {fmt_ns(permit)} ({fmt_x(permit / sem_t)} a "
+            f"`sem_t` wait + post, {fmt_ns(sem_t)})"
+            + (f" and an `RwLock` read guard {fmt_ns(read)} ({fmt_x(read / pread)} "
+               f"`pthread_rwlock_t`'s {fmt_ns(pread)})" if read and pread else "")
+            + ": besides the read-modify-write on the object's word, each hold is recorded in "
+            "this process's entry of the object's hold table (`src/protocol/holds.rs`: `begin` "
+            "and `commit_take` on the way in, `begin_give` and `end_give` on the way out, four "
+            "more atomic read-modify-writes), which is what lets a dead process's permits and "
+            "read locks be given back; neither POSIX object can do that. The unattributed "
+            f"Python-style `acquire` + `release` skips the table: {fmt_ns(sem_ar)}.")
+    ev, ld = r.ns("uncontended/primitives/event_is_set"), r.ns("uncontended/primitives/acquire_load")
+    if ev and ld and ev > 1.5 * ld:
+        out.append(
+            f"`Event::is_set` takes {fmt_ns(ev)} against {fmt_ns(ld)} for the Acquire load it "
+            "amounts to (`src/protocol/event.rs`): `Event::is_set` (`src/event.rs`) is not "
+            "`#[inline]`, so a caller in another crate makes an out-of-line call through the "
+            "handle for one load.")
     op = r.ns("region_open/open_existing_1MiB")
     if op:
         out.append(

@@ -59,6 +59,37 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPUs online (whether spinning can pay off)
+
+/// The number of CPUs online, once known; 0 until the first call.
+static ONLINE_CPUS: AtomicU32 = AtomicU32::new(0);
+
+/// How many CPUs the machine has online (`sysconf(_SC_NPROCESSORS_ONLN)`), read once and
+/// cached: no system call after the first.
+///
+/// Not this process's affinity mask (`available_parallelism()`): the lock holder is another
+/// thread, usually in another process, and it may well run on another CPU while we can only run
+/// on ours. Both processes of a pinned two-CPU benchmark have a mask of one CPU. Only on a
+/// machine with one CPU online can we be sure a spinning waiter keeps the holder from running.
+#[inline]
+pub(crate) fn online_cpus() -> u32 {
+    match ONLINE_CPUS.load(Relaxed) {
+        0 => read_online_cpus(),
+        n => n,
+    }
+}
+
+#[cold]
+fn read_online_cpus() -> u32 {
+    // SAFETY: sysconf only reads system information; `_SC_NPROCESSORS_ONLN` is a valid name.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    // An error (-1) counts as "more than one": spinning is then bounded by the adaptive budget.
+    let n = u32::try_from(n).unwrap_or(2).max(1);
+    ONLINE_CPUS.store(n, Relaxed);
+    n
+}
+
+// ---------------------------------------------------------------------------------------------
 // Thread and process identity, cached per thread and refreshed after fork
 
 /// Bumped in every child right after `fork`, so cached identities copied from the parent are

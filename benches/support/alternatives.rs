@@ -1,7 +1,8 @@
 //! The alternatives shmsync is measured against, each living in the shared arena: a minimal
 //! 3-state futex mutex (Drepper, "Futexes Are Tricky", mutex 3) on shared (non-private) futexes,
-//! glibc's `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED` (plain and robust), and a POSIX
-//! `sem_t` with `pshared = 1` used as a binary semaphore.
+//! glibc's `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED` (plain and robust), a POSIX
+//! `sem_t` with `pshared = 1` used as a binary semaphore, and glibc's `pthread_rwlock_t` with
+//! `PTHREAD_PROCESS_SHARED`.
 
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -106,7 +107,8 @@ pub struct FutexMutex<'a, const SPIN: u32 = 0, const TIMED: bool = false> {
     word: &'a AtomicU32,
 }
 
-/// The futex mutex with shmsync's spin (100 reads while held without sleepers).
+/// The futex mutex with the fixed spin shmsync used before its adaptive one (100 reads while
+/// held without sleepers).
 pub type SpinningFutexMutex<'a> = FutexMutex<'a, 100, false>;
 
 impl<'a, const SPIN: u32, const TIMED: bool> FutexMutex<'a, SPIN, TIMED> {
@@ -300,6 +302,79 @@ impl SharedLock for Semaphore {
         // SAFETY: as in `lock`.
         if unsafe { libc::sem_post(self.ptr) } != 0 {
             panic!("sem_post: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// glibc pthread rwlock, process-shared
+
+/// A `pthread_rwlock_t` in shared memory, `PTHREAD_PROCESS_SHARED` (glibc's default kind,
+/// which prefers readers).
+#[derive(Clone, Copy)]
+pub struct PthreadRwLock {
+    ptr: *mut libc::pthread_rwlock_t,
+}
+
+impl PthreadRwLock {
+    /// Initialises a read-write lock at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is aligned for `pthread_rwlock_t`, points to `size_of::<pthread_rwlock_t>()` bytes
+    /// of a shared mapping that outlives every use of the returned handle, and nobody uses a
+    /// lock there during this call.
+    pub unsafe fn init(ptr: *mut u8) -> PthreadRwLock {
+        let ptr = ptr.cast::<libc::pthread_rwlock_t>();
+        // SAFETY: all-zero bytes are a valid `pthread_rwlockattr_t` to pass to `_init`.
+        let mut attr: libc::pthread_rwlockattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `attr` is a live, writable attribute object; `ptr` satisfies the caller's
+        // contract; each call only reads and writes those two objects.
+        unsafe {
+            check(
+                "pthread_rwlockattr_init",
+                libc::pthread_rwlockattr_init(&mut attr),
+            );
+            check(
+                "pthread_rwlockattr_setpshared",
+                libc::pthread_rwlockattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
+            );
+            check("pthread_rwlock_init", libc::pthread_rwlock_init(ptr, &attr));
+            libc::pthread_rwlockattr_destroy(&mut attr);
+        }
+        PthreadRwLock { ptr }
+    }
+
+    /// Takes and releases a read lock.
+    #[inline]
+    pub fn read_unlock(&self) {
+        // SAFETY: `ptr` is an initialised process-shared rwlock in a live mapping (the contract
+        // of `init`); the unlock releases the read lock just taken.
+        unsafe {
+            check(
+                "pthread_rwlock_rdlock",
+                libc::pthread_rwlock_rdlock(self.ptr),
+            );
+            check(
+                "pthread_rwlock_unlock",
+                libc::pthread_rwlock_unlock(self.ptr),
+            );
+        }
+    }
+
+    /// Takes and releases the write lock.
+    #[inline]
+    pub fn write_unlock(&self) {
+        // SAFETY: as in `read_unlock`.
+        unsafe {
+            check(
+                "pthread_rwlock_wrlock",
+                libc::pthread_rwlock_wrlock(self.ptr),
+            );
+            check(
+                "pthread_rwlock_unlock",
+                libc::pthread_rwlock_unlock(self.ptr),
+            );
         }
     }
 }

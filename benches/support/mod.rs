@@ -48,7 +48,7 @@ pub mod slot {
     pub const RAW_SYNC: usize = 6;
     /// The counter of the shmsync `Lock` contended benchmark (a `Lock` has no data of its own).
     pub const SHMSYNC_LOCK_COUNTER: usize = 7;
-    /// The futex mutex with shmsync's spin, for the contended benchmark.
+    /// The futex mutex with a fixed 100-read spin, for the contended benchmark.
     pub const FUTEX_SPIN: usize = 8;
     /// The ping-pong cases: two lock words each (offsets 0 and 4) and a round counter.
     pub const PP_SHMSYNC: usize = 9;
@@ -59,7 +59,11 @@ pub mod slot {
     /// The interleaved contended pass: one "go" word and one "active" word per case.
     pub const GO: usize = 14;
     pub const ACTIVE: usize = 15;
-    pub const COUNT: usize = 16;
+    /// glibc's process-shared `pthread_rwlock_t`, uncontended only.
+    pub const RWLOCK: usize = 16;
+    /// A flag word read by the `Event::is_set` comparison (an Acquire load).
+    pub const FLAG: usize = 17;
+    pub const COUNT: usize = 18;
 }
 
 /// A memfd mapped `MAP_SHARED`: what any process-shared lock lives in. The descriptor is
