@@ -466,3 +466,51 @@ fn wait_timeouts_return_false_after_at_least_the_timeout() {
     drop(_g);
     holder.wait_ok();
 }
+
+#[test]
+fn a_wait_whose_lock_holder_is_killed_takes_the_lock_over_and_says_so() {
+    let shm = ShmName::new("cond-owner-died");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let held = region.raw_value::<u32>("held", 0).unwrap();
+    // Holds the lock from inside our wait until it is killed.
+    let holder = spawn(
+        "cond_holder",
+        &shm.path(),
+        &[("after_wait", &1), ("hold_ms", &0)],
+    );
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let outer = c.lock().unwrap();
+            assert!(c.acquire(true, None));
+            region.raw_value::<u32>("waiting", 0).unwrap().store(1);
+            // Normally the first wait is the one during which the holder takes the lock and
+            // dies; a slow holder is blocked on the lock by the next.
+            for _ in 0..20 {
+                match c.wait(Some(Duration::from_millis(300))) {
+                    Ok(_) => continue,
+                    Err(Error::OwnerDied) => {
+                        assert!(c.is_owned_by_current_thread());
+                        assert_eq!(c.count(), 2, "the taken-over lock has our old count");
+                        assert!(c.is_poisoned());
+                        c.mark_consistent().unwrap();
+                        assert!(!c.is_poisoned());
+                        c.release().unwrap();
+                        drop(outer);
+                        return true;
+                    }
+                    Err(e) => panic!("wait: {e}"),
+                }
+            }
+            false
+        });
+        wait_for_count(&held, 1, "the other process to take the lock");
+        holder.kill();
+        assert!(
+            waiter.join().unwrap(),
+            "the wait never reported the holder's death"
+        );
+    });
+    assert!(!c.is_locked() && !c.is_poisoned());
+    let _g = c.try_lock().expect("a repaired lock works normally");
+}

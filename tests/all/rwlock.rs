@@ -22,6 +22,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "rw_types" => child_types,
         "rw_try_writer" => child_try_writer,
         "rw_broken_check" => child_broken_check,
+        "rw_reuser" => child_reuser,
         _ => return None,
     })
 }
@@ -304,6 +305,24 @@ pub fn child_try_writer() -> Result<()> {
     ));
     assert!(start.elapsed() >= timeout);
     counter(&region, "gave_up")?.fetch_add(1);
+    Ok(())
+}
+
+/// Registers in the slot of a killed reader (the region has two slots, the parent holds the
+/// other): its first read lock gives the dead reader's back first.
+pub fn child_reuser() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let rw = pair(&region)?;
+    assert_eq!(rw.readers(), 1, "the dead reader's lock is still counted");
+    let g = rw.try_read().expect("a read lock");
+    assert_eq!(
+        rw.readers(),
+        1,
+        "ours only: the dead reader's was given back"
+    );
+    drop(g);
+    assert_eq!(rw.readers(), 0);
+    drop(rw.try_write().expect("free"));
     Ok(())
 }
 
@@ -672,4 +691,26 @@ fn a_reader_killed_in_the_middle_of_a_change_breaks_the_rwlock_for_every_process
         Err(TryLockError::NotRecoverable)
     ));
     spawn("rw_broken_check", &shm.path(), &[]).wait_ok();
+}
+
+#[test]
+fn a_process_in_a_dead_readers_slot_gives_its_read_lock_back_first() {
+    let shm = ShmName::new("rw-reuse");
+    // Two slots: this process takes one, so the helpers share the other.
+    let region = Region::options()
+        .max_processes(2)
+        .create(shm.name(), BIG)
+        .unwrap();
+    let rw = pair(&region).unwrap();
+    let holder = spawn("rw_read_holder", &shm.path(), &[("n", &1)]);
+    wait_for_count(
+        &region.raw_value("held", 0).unwrap(),
+        1,
+        "the reader to hold a read lock",
+    );
+    holder.kill();
+    assert_eq!(rw.readers(), 1);
+    spawn("rw_reuser", &shm.path(), &[]).wait_ok();
+    assert_eq!(rw.readers(), 0);
+    assert!(!rw.is_broken() && !rw.is_poisoned());
 }

@@ -20,6 +20,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "sem_bound_racer" => child_bound_racer,
         "sem_objects" => child_objects,
         "sem_broken_waiter" => child_broken_waiter,
+        "sem_reuser" => child_reuser,
         _ => return None,
     })
 }
@@ -242,6 +243,21 @@ pub fn child_broken_waiter() -> Result<()> {
     assert!(sem.is_broken());
     assert!(matches!(sem.release(), Err(Error::Broken { .. })));
     assert!(matches!(sem.permit(), Err(Error::Broken { .. })));
+    Ok(())
+}
+
+/// Registers in the slot of a killed holder (the region has two slots, the parent holds the
+/// other) and takes a permit at once: the dead holder's permit is given back first.
+pub fn child_reuser() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let sem = region.semaphore("s", 0)?;
+    let p = sem
+        .try_permit()
+        .expect("the dead predecessor's permit, given back by its successor in the slot");
+    assert_eq!(sem.value(), 0);
+    assert!(matches!(sem.try_permit(), Err(Error::WouldBlock)));
+    drop(p);
+    assert_eq!(sem.value(), 1);
     Ok(())
 }
 
@@ -718,4 +734,23 @@ fn a_holder_killed_in_the_middle_of_a_change_breaks_the_semaphore_for_every_proc
     assert!(matches!(sem.try_permit(), Err(Error::Broken { .. })));
     assert!(matches!(sem.release_many(3), Err(Error::Broken { .. })));
     assert_eq!(format!("{sem:?}"), "Semaphore { value: 0, broken: true }");
+}
+
+#[test]
+fn a_process_in_a_dead_holders_slot_gives_its_permits_back_first() {
+    let shm = ShmName::new("sem-reuse");
+    // Two slots: this process takes one, so the helpers share the other.
+    let region = Region::options()
+        .max_processes(2)
+        .create(shm.name(), BIG)
+        .unwrap();
+    let sem = region.semaphore("s", 1).unwrap();
+    let held = region.raw_value::<u32>("held", 0).unwrap();
+    let holder = spawn("sem_holder", &shm.path(), &[("n", &1), ("how", &"permit")]);
+    wait_for_count(&held, 1, "the holder to take the permit");
+    holder.kill();
+    assert_eq!(sem.value(), 0, "nobody gave the permit back yet");
+    spawn("sem_reuser", &shm.path(), &[]).wait_ok();
+    assert_eq!(sem.value(), 1, "the permit came back once, not twice");
+    assert!(!sem.is_broken());
 }
