@@ -60,13 +60,7 @@ impl<W: Word> Condvar<'_, W> {
         deadline: Option<Instant>,
         owners: &O,
     ) -> Result<Waited, RError> {
-        if !self.lock.is_owned_by(me, token) {
-            return Err(if super::mutex::is_locked(self.lock.lock.load(Relaxed)) {
-                RError::NotOwner
-            } else {
-                RError::NotLocked
-            });
-        }
+        self.lock.check_owner(me, token)?;
         // Relaxed: both happen while we hold the lock, and the notifier reads them while it
         // holds the lock: the lock orders them.
         let seq = self.seq.load(Relaxed);
@@ -80,9 +74,7 @@ impl<W: Word> Condvar<'_, W> {
         };
         let outcome = self.seq.wait(seq, deadline);
         self.sleepers.fetch_sub(1, Relaxed);
-        let relock = self
-            .lock
-            .restore(me, token, count, Block::Forever, owners);
+        let relock = self.lock.restore(me, token, count, Block::Forever, owners);
         Ok(Waited {
             notified: outcome != WaitOutcome::TimedOut,
             relock,
@@ -92,13 +84,7 @@ impl<W: Word> Condvar<'_, W> {
     /// Wakes up to `n` waiters, as thread `me` of the process with `token`, which must own
     /// the lock. Never blocks.
     pub fn notify(&self, me: u32, token: u32, n: u32) -> Result<(), RError> {
-        if !self.lock.is_owned_by(me, token) {
-            return Err(if super::mutex::is_locked(self.lock.lock.load(Relaxed)) {
-                RError::NotOwner
-            } else {
-                RError::NotLocked
-            });
-        }
+        self.lock.check_owner(me, token)?;
         if n == 0 || self.sleepers.load(Relaxed) == 0 {
             return Ok(());
         }

@@ -95,13 +95,7 @@ impl<W: Word> RMutex<'_, W> {
     /// Leaves the lock once as thread `me` of the process with `token`; the last exit releases
     /// the mutex.
     pub fn release(&self, me: u32, token: u32) -> Result<(), RError> {
-        if !self.owned_by(me, token) {
-            return Err(if mutex::is_locked(self.lock.load(Relaxed)) {
-                RError::NotOwner
-            } else {
-                RError::NotLocked
-            });
-        }
+        self.check_owner(me, token)?;
         let count = self.count.load(Relaxed);
         if count > 1 {
             self.count.store(count - 1, Relaxed);
@@ -118,13 +112,7 @@ impl<W: Word> RMutex<'_, W> {
     /// Leaves the lock entirely, however many times thread `me` entered it; returns the count
     /// to give [`RMutex::restore`] (a condition variable's wait).
     pub fn release_all(&self, me: u32, token: u32) -> Result<u32, RError> {
-        if !self.owned_by(me, token) {
-            return Err(if mutex::is_locked(self.lock.load(Relaxed)) {
-                RError::NotOwner
-            } else {
-                RError::NotLocked
-            });
-        }
+        self.check_owner(me, token)?;
         let count = self.count.load(Relaxed);
         self.count.store(1, Relaxed);
         self.release(me, token)?;
@@ -147,6 +135,18 @@ impl<W: Word> RMutex<'_, W> {
             self.owner_token.store(token, Release);
         }
         outcome
+    }
+
+    /// `Ok` if thread `me` of the process with `token` owns the lock; otherwise why not:
+    /// [`RError::NotOwner`] if someone else does, [`RError::NotLocked`] if nobody does.
+    pub fn check_owner(&self, me: u32, token: u32) -> Result<(), RError> {
+        if self.owned_by(me, token) {
+            Ok(())
+        } else if mutex::is_locked(self.lock.load(Relaxed)) {
+            Err(RError::NotOwner)
+        } else {
+            Err(RError::NotLocked)
+        }
     }
 
     /// Whether thread `me` of the process with `token` owns the lock.
