@@ -714,3 +714,38 @@ fn a_process_in_a_dead_readers_slot_gives_its_read_lock_back_first() {
     assert_eq!(rw.readers(), 0);
     assert!(!rw.is_broken() && !rw.is_poisoned());
 }
+
+/// The documented residue of a writer's death while it waits: its mark keeps new readers out
+/// until the current readers leave (plus a sleep slice), never longer.
+#[test]
+fn a_writer_killed_while_waiting_keeps_new_readers_out_only_until_the_readers_leave() {
+    let shm = ShmName::new("rw-dead-waiter");
+    let region = new_region(&shm);
+    let rw = pair(&region).unwrap();
+    let first = rw.read().unwrap();
+    let writer = spawn("rw_writer_waiter", &shm.path(), &[("expect", &"ok")]);
+    wait_for_count(
+        &region.raw_value("waiting", 0).unwrap(),
+        1,
+        "the writer to wait",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    writer.kill();
+    std::thread::scope(|s| {
+        let second = s.spawn(|| {
+            let g = rw.try_read_for(LIMIT).map(drop);
+            g.is_ok()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let released = Instant::now();
+        drop(first);
+        assert!(second.join().unwrap(), "a reader stayed shut out");
+        eprintln!(
+            "a reader got in {:?} after the last reader left",
+            released.elapsed()
+        );
+    });
+    assert_eq!(rw.readers(), 0);
+    drop(rw.try_write_for(LIMIT).expect("free"));
+    assert!(!rw.is_poisoned() && !rw.is_broken());
+}
