@@ -224,7 +224,9 @@ impl Spec {
 }
 
 fn describe(kind: Kind, type_name: &str, len: usize) -> String {
-    if kind.is_array() {
+    if kind == Kind::Barrier {
+        format!("Barrier({len} parties)")
+    } else if kind.is_array() {
         format!("{}<{type_name}; {len}>", kind.name())
     } else if kind.has_elements() {
         format!("{}<{type_name}>", kind.name())
