@@ -2,8 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::object::Words;
-use crate::protocol::barrier::{self as proto, MAX_PARTIES};
 use crate::protocol::Block;
+use crate::protocol::barrier::{self as proto, MAX_PARTIES};
 use crate::region::{Kind, Region, Spec};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};

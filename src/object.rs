@@ -116,8 +116,10 @@ impl Words {
 
     /// Gives back the holds of every dead process in the table, as process `me`.
     pub(crate) fn reclaim(&self, me: u32, object: &impl Holder) {
-        self.next_scan
-            .store(millis() + crate::DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        self.next_scan.store(
+            millis() + crate::DEATH_CHECK_INTERVAL.as_millis() as u64,
+            Relaxed,
+        );
         for slot in 0..self.entries {
             self.entry(slot).reclaim_if_dead(me, &*self.region, object);
         }

@@ -126,7 +126,11 @@ impl Semaphore {
         self.take(&Unattributed, Block::from_python(block, timeout)) == Acquired::Yes
     }
 
-    fn take(&self, attribution: &impl crate::protocol::holds::Attribution, block: Block) -> Acquired {
+    fn take(
+        &self,
+        attribution: &impl crate::protocol::holds::Attribution,
+        block: Block,
+    ) -> Acquired {
         let counter = self.counter();
         let region = self.words.region();
         let me = region.token();
@@ -154,13 +158,10 @@ impl Semaphore {
     ///
     /// As [`release`](Semaphore::release); nothing is released then.
     pub fn release_many(&self, n: u32) -> Result<()> {
-        self.counter()
-            .sem
-            .add(n, self.bound)
-            .map_err(|e| match e {
-                ReleaseError::AboveBound => Error::AboveBound { bound: self.bound },
-                ReleaseError::Broken => self.broken(),
-            })
+        self.counter().sem.add(n, self.bound).map_err(|e| match e {
+            ReleaseError::AboveBound => Error::AboveBound { bound: self.bound },
+            ReleaseError::Broken => self.broken(),
+        })
     }
 
     /// The permits available now (a snapshot; Python's `get_value()`); 0 if broken.

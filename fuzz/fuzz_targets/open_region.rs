@@ -143,7 +143,11 @@ fn exercise(region: &Region) {
     report(region.condition("fuzz.cond").map(|c| use_condition(&c)));
     report(region.event("fuzz.event").map(|e| use_event(&e)));
     report(region.barrier("fuzz.barrier", 2).map(|b| use_barrier(&b)));
-    report(region.rwlock::<u64>("fuzz.rwlock", 9).map(|l| use_rwlock(&l)));
+    report(
+        region
+            .rwlock::<u64>("fuzz.rwlock", 9)
+            .map(|l| use_rwlock(&l)),
+    );
     let _ = region.objects().map(|o| o.len());
 }
 
@@ -177,16 +181,26 @@ fn use_condition(cond: &shmsync::Condition) {
         }
     }
     if !cond.is_owned_by_current_thread() {
-        assert!(cond.notify(1).is_err(), "notify without the lock was accepted");
+        assert!(
+            cond.notify(1).is_err(),
+            "notify without the lock was accepted"
+        );
     }
 }
 
 fn use_event(event: &shmsync::Event) {
     let _ = format!("{event:?}");
     let was = event.is_set();
-    assert_eq!(event.wait(Some(Duration::ZERO)), was, "a zero wait disagrees with is_set");
+    assert_eq!(
+        event.wait(Some(Duration::ZERO)),
+        was,
+        "a zero wait disagrees with is_set"
+    );
     event.set();
-    assert!(event.is_set() && event.wait(Some(Duration::ZERO)), "a set event is not set");
+    assert!(
+        event.is_set() && event.wait(Some(Duration::ZERO)),
+        "a set event is not set"
+    );
     event.clear();
     assert!(!event.is_set(), "a cleared event is set");
 }
@@ -208,7 +222,12 @@ fn use_barrier(barrier: &shmsync::Barrier) {
 
 fn use_rwlock<T: shmsync::Pod + std::fmt::Debug>(lock: &shmsync::RwLock<T>) {
     let _ = format!("{lock:?}");
-    let _ = (lock.readers(), lock.is_write_locked(), lock.is_poisoned(), lock.is_broken());
+    let _ = (
+        lock.readers(),
+        lock.is_write_locked(),
+        lock.is_poisoned(),
+        lock.is_broken(),
+    );
     match lock.try_read() {
         Ok(guard) => {
             let _ = format!("{:?}", *guard);
