@@ -11,7 +11,7 @@
 //! +--------+-----------------------+--------------------+
 //! ```
 //!
-//! `resets`: bit `round % 32` is set when that round ended by [`reset`] rather than by its last
+//! `resets`: bit `round % 32` is set when that round ended by [`reset`](Barrier::reset) rather than by its last
 //! party arriving. Only a reset of the round sets it; it is cleared [`CLEAR_AHEAD`] rounds
 //! before the round begins (see below).
 //!
@@ -21,10 +21,10 @@
 //! index is the count it found. The last party instead moves the word to the next round with
 //! no arrivals (AcqRel), and wakes everyone. The others sleep on the word until the round
 //! number changes; then the round's `resets` bit says whether it was completed (`Ok`) or reset
-//! (`Err`). [`BROKEN`] (a timeout, [`abort`], or a reset under way) fails every waiter of the
-//! round and every arrival until a [`reset`].
+//! (`Err`). [`BROKEN`] (a timeout, [`abort`](Barrier::abort), or a reset under way) fails every waiter of the
+//! round and every arrival until a [`reset`](Barrier::reset).
 //!
-//! [`reset`] first breaks the round (so that it cannot complete any more), then records the
+//! [`reset`](Barrier::reset) first breaks the round (so that it cannot complete any more), then records the
 //! round in `resets`, then moves to the next round, unbroken, with one compare-exchange from
 //! the broken word: of two racing resets exactly one moves the round on.
 //!
@@ -180,7 +180,7 @@ impl<W: Word> Barrier<'_, W> {
         }
     }
 
-    /// Breaks the current round: its waiters, and every later arrival until a [`reset`], fail.
+    /// Breaks the current round: its waiters, and every later arrival until a [`reset`](Barrier::reset), fail.
     pub fn abort(&self) {
         self.state.fetch_or(BROKEN, Relaxed);
         self.state.wake_all();

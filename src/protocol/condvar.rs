@@ -4,16 +4,16 @@
 //! # The words
 //!
 //! - `seq`: bumped (wrapping) by every notify that finds a sleeper.
-//! - `sleepers`: threads that may be between entering [`wait`] and leaving it. A waiter
+//! - `sleepers`: threads that may be between entering [`wait`](Condvar::wait) and leaving it. A waiter
 //!   counts itself *while it still holds the lock*, so a notifier (which holds the lock too)
 //!   that reads 0 knows nobody waits; a waiter killed in its sleep leaves the count one too
 //!   high, which costs needless wake calls and nothing else.
 //!
 //! # Protocol
 //!
-//! [`wait`] reads `seq` and counts itself while holding the lock, leaves the lock entirely
+//! [`wait`](Condvar::wait) reads `seq` and counts itself while holding the lock, leaves the lock entirely
 //! (remembering its recursion count), sleeps while `seq` is unchanged, then takes the lock
-//! again with its old count. [`notify`] (lock held) bumps `seq` and wakes up to `n` sleepers.
+//! again with its old count. [`notify`](Condvar::notify) (lock held) bumps `seq` and wakes up to `n` sleepers.
 //! A notify that comes after the waiter let go of the lock changed `seq`, so the waiter's
 //! futex wait, which compares `seq` atomically, cannot miss it.
 //!

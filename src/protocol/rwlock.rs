@@ -22,9 +22,9 @@
 //! | `WRITERS_WAITING` (no holder)      | handed over to the waiting writers: readers wait |
 //!
 //! `flags`: [`POISONED`] once a writer died holding the lock (until a writer calls
-//! [`mark_consistent`]); [`BROKEN`] once a reader died in the middle of changing `state`, so
+//! [`mark_consistent`](RwLock::mark_consistent)); [`BROKEN`] once a reader died in the middle of changing `state`, so
 //! that the reader count is no longer known. The bits above them count the repairs
-//! ([`mark_consistent`] calls that cleared a poison, wrapping), so that a recoverer can tell
+//! ([`mark_consistent`](RwLock::mark_consistent) calls that cleared a poison, wrapping), so that a recoverer can tell
 //! that the lock it is about to poison was repaired meanwhile.
 //!
 //! # Protocol
