@@ -1,8 +1,8 @@
-//! The re-entrant lock: a [`mutex`](super::mutex) word plus an owner word and a count word.
+//! The re-entrant lock: a [`mutex`] word plus an owner word and a count word.
 //!
 //! # The words
 //!
-//! - `lock`: a [`mutex`](super::mutex) word; held while the RLock is owned.
+//! - `lock`: a [`mutex`] word; held while the RLock is owned.
 //! - `owner`: the owning thread's identity (a Linux thread id, unique among the live threads of
 //!   the machine's pid namespace); 0 when unowned. Written only by the thread holding `lock`.
 //!   A thread owns the lock when `owner` is its id *and* `lock` holds its process's token: a
