@@ -35,28 +35,33 @@ pub struct Event {
 }
 
 impl Event {
+    #[inline]
     fn word(&self) -> &std::sync::atomic::AtomicU32 {
         self.words.at(0)
     }
 
     /// Sets the flag and wakes every waiter. What the setter wrote before is visible to a
     /// waiter that returns `true`.
+    #[inline]
     pub fn set(&self) {
         event::set(self.word());
     }
 
     /// Clears the flag.
+    #[inline]
     pub fn clear(&self) {
         event::clear(self.word());
     }
 
     /// Whether the flag is set (a snapshot).
+    #[inline]
     pub fn is_set(&self) -> bool {
         event::get(self.word())
     }
 
     /// Waits until the flag is set, or `timeout` passes (`None`: no limit; zero: just look).
     /// Returns `true` if the flag was set (or set while we waited), `false` on timeout.
+    #[inline]
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         event::wait(self.word(), Block::from_python(true, timeout))
     }

@@ -101,6 +101,7 @@ impl<T: Pod> RwLock<T> {
         }
     }
 
+    #[inline]
     fn read_with(&self, block: Block) -> (Outcome, Hold) {
         let region = self.words.region();
         let hold = region.hold();
@@ -116,6 +117,7 @@ impl<T: Pod> RwLock<T> {
         (outcome, hold)
     }
 
+    #[inline]
     fn write_with(&self, block: Block) -> (Outcome, Hold) {
         let region = self.words.region();
         let hold = region.hold();
@@ -132,6 +134,7 @@ impl<T: Pod> RwLock<T> {
     /// [`LockError::OwnerDied`] (with the guard) while the lock is poisoned by a dead writer;
     /// [`LockError::NotRecoverable`] if the lock is broken (or this process holds about a
     /// million read locks of it).
+    #[inline]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, LockError<RwLockReadGuard<'_, T>>> {
         let (outcome, hold) = self.read_with(Block::Forever);
         let guard = || RwLockReadGuard { lock: self, hold };
@@ -148,6 +151,7 @@ impl<T: Pod> RwLock<T> {
     ///
     /// [`TryLockError::WouldBlock`] if it cannot be had now; otherwise as
     /// [`read`](RwLock::read).
+    #[inline]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
         self.try_read_with(Block::Try)
     }
@@ -164,6 +168,7 @@ impl<T: Pod> RwLock<T> {
         self.try_read_with(Block::after(timeout))
     }
 
+    #[inline]
     fn try_read_with(
         &self,
         block: Block,
@@ -185,6 +190,7 @@ impl<T: Pod> RwLock<T> {
     /// [`LockError::OwnerDied`] (with the guard: repair the value, then
     /// [`mark_consistent`](RwLockWriteGuard::mark_consistent)) while the lock is poisoned by a
     /// dead writer; [`LockError::NotRecoverable`] if the lock is broken.
+    #[inline]
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, LockError<RwLockWriteGuard<'_, T>>> {
         let (outcome, hold) = self.write_with(Block::Forever);
         let guard = || RwLockWriteGuard { lock: self, hold };
@@ -200,6 +206,7 @@ impl<T: Pod> RwLock<T> {
     /// # Errors
     ///
     /// [`TryLockError::WouldBlock`] if someone does; otherwise as [`write`](RwLock::write).
+    #[inline]
     pub fn try_write(
         &self,
     ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
@@ -218,6 +225,7 @@ impl<T: Pod> RwLock<T> {
         self.try_write_with(Block::after(timeout))
     }
 
+    #[inline]
     fn try_write_with(
         &self,
         block: Block,
@@ -252,6 +260,7 @@ impl<T: Pod> RwLock<T> {
         proto::is_write_locked(self.words.at(STATE).load(Relaxed))
     }
 
+    #[inline]
     fn data(&self) -> *mut T {
         self.words.ptr(self.data).cast()
     }
@@ -283,6 +292,7 @@ pub struct RwLockReadGuard<'a, T: Pod> {
 
 impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: we hold a read lock, so no writer that honours the lock changes the value;
         // it is aligned and inside the object (the directory reserved it for `T`).
@@ -291,6 +301,7 @@ impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if !self.hold.is_ours() {
             return; // a forked child's copy: the read lock is the parent's
@@ -324,6 +335,7 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
 
 impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: we hold the write lock: nobody that honours the lock touches the value.
         unsafe { &*self.lock.data() }
@@ -331,6 +343,7 @@ impl<T: Pod> Deref for RwLockWriteGuard<'_, T> {
 }
 
 impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; the exclusive borrow of the guard makes this the only access.
         unsafe { &mut *self.lock.data() }
@@ -338,6 +351,7 @@ impl<T: Pod> DerefMut for RwLockWriteGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if self.hold.is_ours() {
             let _ = self.lock.proto().write_unlock(self.hold.token);

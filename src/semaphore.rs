@@ -122,10 +122,12 @@ impl Semaphore {
     ///
     /// `block == false` tries once; otherwise it waits up to `timeout` (`None`: as long as it
     /// takes). Returns whether a permit was taken; `false` also if the semaphore is broken.
+    #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
         self.take(&Unattributed, Block::from_python(block, timeout)) == Acquired::Yes
     }
 
+    #[inline]
     fn take(
         &self,
         attribution: &impl crate::protocol::holds::Attribution,
@@ -148,6 +150,7 @@ impl Semaphore {
     ///
     /// [`Error::AboveBound`] if the count would pass its bound (a [`BoundedSemaphore`]'s initial
     /// value, or 2³¹ − 1); [`Error::Broken`] if the semaphore is broken.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.release_many(1)
     }
@@ -157,6 +160,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// As [`release`](Semaphore::release); nothing is released then.
+    #[inline]
     pub fn release_many(&self, n: u32) -> Result<()> {
         self.counter().sem.add(n, self.bound).map_err(|e| match e {
             ReleaseError::AboveBound => Error::AboveBound { bound: self.bound },
@@ -181,6 +185,7 @@ impl Semaphore {
     ///
     /// [`Error::Broken`] if the semaphore is broken; [`Error::TooManyHolds`] if this process
     /// holds about a million permits of it already.
+    #[inline]
     pub fn permit(&self) -> Result<Permit<'_>> {
         self.permit_with(Block::Forever)
     }
@@ -203,6 +208,7 @@ impl Semaphore {
         self.permit_with(Block::after(timeout))
     }
 
+    #[inline]
     fn permit_with(&self, block: Block) -> Result<Permit<'_>> {
         let region = self.words.region();
         let hold = region.hold();
@@ -252,6 +258,7 @@ pub struct Permit<'a> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.hold.is_ours() {
             return;

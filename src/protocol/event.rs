@@ -49,6 +49,7 @@ pub const fn is_set(word: u32) -> bool {
 /// Sets the flag and wakes every waiter, in every process.
 ///
 /// Release: a waiter that sees the flag (Acquire) sees what the setter wrote before.
+#[inline]
 pub fn set<W: Word>(word: &W) {
     let mut state = word.load(Relaxed);
     loop {
@@ -67,12 +68,14 @@ pub fn set<W: Word>(word: &W) {
 }
 
 /// Clears the flag.
+#[inline]
 pub fn clear<W: Word>(word: &W) {
     // Relaxed: clearing publishes nothing.
     word.fetch_and(!SET, Relaxed);
 }
 
 /// Whether the flag is set (Acquire, pairing with [`set`]).
+#[inline]
 pub fn get<W: Word>(word: &W) -> bool {
     is_set(word.load(Acquire))
 }

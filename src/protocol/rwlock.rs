@@ -192,7 +192,37 @@ impl<W: Word> RwLock<'_, W> {
 
     /// Takes a read lock for the caller, sleeping as `block` allows. `reclaim` is called when
     /// a sleep slice ends, to give back the holds of dead readers.
+    #[inline]
     pub fn read<A: Attribution, O: Owners>(
+        &self,
+        attribution: &A,
+        block: Block,
+        owners: &O,
+        reclaim: impl FnMut(),
+    ) -> Outcome {
+        // The common case inline: no writer holds or waits, nothing broken, and our record
+        // has room.
+        let state = self.state.load(Relaxed);
+        if state & (WRITE_LOCKED | WRITERS_WAITING) == 0
+            && readers(state) < MAX_READERS
+            && !self.is_broken()
+            && attribution.begin().is_ok()
+        {
+            if self
+                .state
+                .compare_exchange(state, state + 1, Acquire, Relaxed)
+                .is_ok()
+            {
+                attribution.commit();
+                return self.taken();
+            }
+            attribution.abort();
+        }
+        self.read_contended(attribution, block, owners, reclaim)
+    }
+
+    #[cold]
+    fn read_contended<A: Attribution, O: Owners>(
         &self,
         attribution: &A,
         block: Block,
@@ -291,12 +321,13 @@ impl<W: Word> RwLock<'_, W> {
     }
 
     /// Takes the write lock for `token`, sleeping as `block` allows (see [`RwLock::read`]).
+    #[inline]
     pub fn write<O: Owners>(
         &self,
         token: u32,
         block: Block,
         owners: &O,
-        mut reclaim: impl FnMut(),
+        reclaim: impl FnMut(),
     ) -> Outcome {
         debug_assert!(token != 0 && token & !TOKEN_MASK == 0);
         let mut state = 0;
@@ -309,6 +340,18 @@ impl<W: Word> RwLock<'_, W> {
                 Err(s) => state = s,
             }
         }
+        self.write_contended(token, state, block, owners, reclaim)
+    }
+
+    #[cold]
+    fn write_contended<O: Owners>(
+        &self,
+        token: u32,
+        mut state: u32,
+        block: Block,
+        owners: &O,
+        mut reclaim: impl FnMut(),
+    ) -> Outcome {
         let deadline = block.deadline();
         let single_try = block == Block::Try;
         let mut check_holder = single_try;
@@ -400,6 +443,7 @@ impl<W: Word> RwLock<'_, W> {
     /// hands the lock to waiting writers and wakes everyone.
     ///
     /// Release: our reads happen before the next writer's writes.
+    #[inline]
     pub fn read_unlock(&self, n: u32) -> Result<(), NotLocked> {
         let mut state = self.state.load(Relaxed);
         loop {

@@ -120,7 +120,22 @@ impl<W: Word> Semaphore<'_, W> {
     /// Takes one permit, sleeping as `block` allows. Sleeps are slices ([`Owners::slice_end`]);
     /// when one ends (and before a single try gives up) `reclaim` is called, to give back the
     /// permits of holders that died.
+    #[inline]
     pub fn acquire<A: Attribution, O: Owners>(
+        &self,
+        attribution: &A,
+        block: Block,
+        owners: &O,
+        reclaim: impl FnMut(),
+    ) -> Acquired {
+        match self.try_take(attribution) {
+            Acquired::Busy => self.acquire_contended(attribution, block, owners, reclaim),
+            done => done,
+        }
+    }
+
+    #[cold]
+    fn acquire_contended<A: Attribution, O: Owners>(
         &self,
         attribution: &A,
         block: Block,
@@ -163,11 +178,13 @@ impl<W: Word> Semaphore<'_, W> {
 
     /// Returns one permit, refused if the count would pass `bound` (at most [`MAX_VALUE`]).
     /// Wakes one sleeper if there may be one.
+    #[inline]
     pub fn release(&self, bound: u32) -> Result<(), ReleaseError> {
         self.add(1, bound)
     }
 
     /// Returns `n` permits (a dead holder's, or `release(n)`), up to `bound`.
+    #[inline]
     pub fn add(&self, n: u32, bound: u32) -> Result<(), ReleaseError> {
         let bound = bound.min(MAX_VALUE);
         let mut value = self.value.load(Relaxed);
