@@ -1297,9 +1297,9 @@ def observations(r):
     if ev and ld and ev > 1.5 * ld:
         out.append(
             f"`Event::is_set` takes {fmt_ns(ev)} against {fmt_ns(ld)} for the Acquire load it "
-            "amounts to (`src/protocol/event.rs`): `Event::is_set` (`src/event.rs`) is not "
-            "`#[inline]`, so a caller in another crate makes an out-of-line call through the "
-            "handle for one load.")
+            "amounts to (`src/protocol/event.rs`): the handle (`src/event.rs`) keeps a pointer "
+            "to the object, so `is_set` is two dependent loads, the pointer and then the word, "
+            "where the baseline keeps the word's address in a register.")
     op = r.ns("region_open/open_existing_1MiB")
     if op:
         out.append(
