@@ -188,6 +188,9 @@ impl fmt::Debug for Condition {
     }
 }
 
+/// Where a condition created by [`Region::condition_on`] keeps the name of its lock.
+const LOCK_NAME: usize = 24;
+
 impl Region {
     /// Finds or creates the [`Condition`] called `name` (with its own [`RLock`]).
     ///
@@ -201,5 +204,44 @@ impl Region {
             lock: RLock::from_words(region, base),
             words,
         })
+    }
+
+    /// Finds or creates the [`Condition`] called `name` that uses the [`RLock`] called `lock`
+    /// (found or created too): Python's `Condition(lock)`. Several conditions can share one
+    /// lock — the "not full" and "not empty" conditions of a bounded queue — and the lock is
+    /// also an ordinary [`RLock`] that [`Region::rlock`] opens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let region = shmsync::Region::anonymous(1 << 16)?;
+    /// let not_full = region.condition_on("not_full", "queue")?;
+    /// let not_empty = region.condition_on("not_empty", "queue")?;
+    /// let _g = not_full.lock()?; // the shared lock:
+    /// assert!(not_empty.is_owned_by_current_thread());
+    /// not_empty.notify(1)?; // allowed: we hold its lock
+    /// # Ok::<(), shmsync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if `name` exists as another kind of object, or as a condition on
+    /// another lock (or its own); [`Error::Mismatch`] too if `lock` exists and is not an
+    /// [`RLock`]; otherwise as [`Region::lock`].
+    pub fn condition_on(&self, name: &str, lock: &str) -> Result<Condition> {
+        let rlock = self.rlock(lock)?;
+        let spec = Spec::plain_with(Kind::Condition, lock.len(), lock.len());
+        let words = Words::open(self, name, &spec, 0, |fresh| {
+            fresh.write_bytes(LOCK_NAME, lock.as_bytes());
+        })?;
+        // The entry records the name's length (the directory compared it); compare the name.
+        if words.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes() {
+            return Err(Error::Mismatch {
+                name: name.to_string(),
+                existing: "Condition on another RLock".to_string(),
+                requested: format!("Condition on RLock {lock:?}"),
+            });
+        }
+        Ok(Condition { lock: rlock, words })
     }
 }

@@ -6,7 +6,7 @@ use crate::protocol::holds::{Entry, Holder};
 use crate::region::{Inner, Region, Spec};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Bytes of one hold-table entry: the owner word and the counts word.
@@ -21,6 +21,8 @@ pub(crate) struct Words {
     table: usize,
     /// Entries in the hold table.
     entries: usize,
+    /// The object's size in bytes.
+    size: usize,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
     next_scan: Arc<AtomicU64>,
@@ -43,16 +45,19 @@ impl Words {
         init: impl FnOnce(&Fresh),
     ) -> crate::Result<Words> {
         region.inner.ensure_registered()?;
-        let table = spec.table_offset().expect("sizes checked by the directory");
         let offset = region.object(name, spec, |ptr| {
-            let words = table + entries * ENTRY_BYTES;
-            for i in 0..words.div_ceil(4) {
-                // SAFETY: a fresh, 128-byte-aligned object of at least `words` bytes (rounded
-                // up to a whole 128-byte block) inside the mapping, not yet published.
+            // The directory calls us only for a size it could compute and allocate.
+            let bytes = spec.bytes().expect("allocated, so its size is known");
+            for i in 0..bytes / 4 {
+                // SAFETY: a fresh, 128-byte-aligned object of `bytes` bytes (a multiple of 128)
+                // inside the mapping, not yet published.
                 unsafe { AtomicU32::from_ptr(ptr.add(4 * i).cast()) }.store(0, Relaxed);
             }
-            init(&Fresh { ptr, words });
+            init(&Fresh { ptr, words: bytes });
         })?;
+        // The object exists as `spec`, so both sizes were computed (and validated) above.
+        let table = spec.table_offset().expect("validated by the directory");
+        let size = spec.bytes().expect("validated by the directory");
         // From the raw mapping pointer, so that the provenance covers the whole object.
         let base = NonNull::new(region.inner.ptr(offset).cast()).expect("mapped");
         Ok(Words {
@@ -60,6 +65,7 @@ impl Words {
             base,
             table,
             entries,
+            size,
             next_scan: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -91,6 +97,19 @@ impl Words {
     pub(crate) fn ptr(&self, offset: usize) -> *mut u8 {
         // SAFETY: in bounds of the object (callers pass offsets inside it).
         unsafe { self.base.as_ptr().cast::<u8>().add(offset) }
+    }
+
+    /// A copy of `len` bytes at `offset` of the object, read byte by byte with atomic loads
+    /// (other processes may write them).
+    pub(crate) fn read_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.size));
+        (0..len)
+            .map(|i| {
+                // SAFETY: inside the object (checked above), which `self.region` keeps mapped;
+                // a byte is always aligned, and it is only read atomically.
+                unsafe { AtomicU8::from_ptr(self.ptr(offset + i)) }.load(Relaxed)
+            })
+            .collect()
     }
 
     /// The hold-table entry of process-table slot `slot` (< the number of entries).
@@ -134,9 +153,10 @@ impl Words {
     }
 }
 
-/// A fresh object's words, for its initialisation (before it is published).
+/// A fresh object's bytes, for its initialisation (before it is published).
 pub(crate) struct Fresh {
     ptr: *mut u8,
+    /// The object's size.
     words: usize,
 }
 
@@ -151,6 +171,19 @@ impl Fresh {
 }
 
 impl Fresh {
+    /// Copies `bytes` into the fresh object at `offset`.
+    pub(crate) fn write_bytes(&self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset
+                .checked_add(bytes.len())
+                .is_some_and(|end| end <= self.words)
+        );
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: inside the fresh object (checked above), not yet published.
+            unsafe { AtomicU8::from_ptr(self.ptr.add(offset + i)) }.store(b, Relaxed);
+        }
+    }
+
     /// A pointer to the byte at `offset` of the fresh object (for its data).
     pub(crate) fn ptr(&self, offset: usize) -> *mut u8 {
         assert!(offset <= self.words);

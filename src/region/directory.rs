@@ -34,7 +34,8 @@ pub enum Kind {
     Semaphore,
     /// A [`BoundedSemaphore`](crate::BoundedSemaphore).
     BoundedSemaphore,
-    /// A [`Condition`](crate::Condition).
+    /// A [`Condition`](crate::Condition) (its `len` is the length of the name of the shared
+    /// [`RLock`](crate::RLock) it uses, 0 for its own lock).
     Condition,
     /// An [`Event`](crate::Event).
     Event,
@@ -194,7 +195,7 @@ impl Spec {
     }
 
     /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
-    fn bytes(&self) -> Option<usize> {
+    pub(crate) fn bytes(&self) -> Option<usize> {
         let used = self.table_offset()?.checked_add(self.table)?;
         layout::round_up(used.max(1), PAD)
     }
@@ -226,6 +227,8 @@ impl Spec {
 fn describe(kind: Kind, type_name: &str, len: usize) -> String {
     if kind == Kind::Barrier {
         format!("Barrier({len} parties)")
+    } else if kind == Kind::Condition && len > 0 {
+        format!("Condition on a shared RLock (a {len}-byte name)")
     } else if kind.is_array() {
         format!("{}<{type_name}; {len}>", kind.name())
     } else if kind.has_elements() {

@@ -16,6 +16,8 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "cond_notifier" => child_notifier,
         "cond_holder" => child_holder,
         "cond_ping" => child_ping,
+        "cond_shared_producer" => child_shared_producer,
+        "cond_shared_consumer" => child_shared_consumer,
         _ => return None,
     })
 }
@@ -204,7 +206,111 @@ pub fn child_ping() -> Result<()> {
 }
 
 // -------------------------------------------------------------------------------------------
+// The same queue with Python's two conditions on one lock (`Condition(lock)`): producers wait on
+// "not_full" and wake one consumer on "not_empty", consumers the other way round, each with
+// `notify(1)`: with one condition for both sides, `notify(1)` could wake the wrong side and
+// stall the queue.
+
+fn two_conditions(region: &Region) -> Result<(shmsync::Condition, shmsync::Condition)> {
+    Ok((
+        region.condition_on("not_full", "queue")?,
+        region.condition_on("not_empty", "queue")?,
+    ))
+}
+
+/// Puts 1..=ITEMS into the ring under the shared lock, waiting on `not_full`.
+pub fn child_shared_producer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let (not_full, not_empty) = two_conditions(&region)?;
+    let q = Queue::open(&region)?;
+    for item in 1..=ITEMS {
+        let _g = not_full.lock()?;
+        assert!(
+            not_full.wait_for(|| q.len() < CAP, Some(LIMIT))?,
+            "the ring stayed full for {LIMIT:?}"
+        );
+        let head = q.head.load();
+        q.ring.store((head % CAP) as usize, item);
+        q.head.store(head + 1);
+        not_empty.notify(1)?;
+    }
+    let _g = not_empty.lock()?;
+    q.done.store(1);
+    not_empty.notify_all()?;
+    Ok(())
+}
+
+/// Takes items, waiting on `not_empty`, and wakes the producer on `not_full`.
+pub fn child_shared_consumer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let (not_full, not_empty) = two_conditions(&region)?;
+    let q = Queue::open(&region)?;
+    let seen = region.raw_array::<u32>("seen", &[0; ITEMS as usize])?;
+    loop {
+        let g = not_empty.lock()?;
+        assert!(
+            not_empty.wait_for(|| q.len() > 0 || q.done.load() != 0, Some(LIMIT))?,
+            "nothing came for {LIMIT:?}"
+        );
+        if q.len() == 0 {
+            // Another consumer may still sleep on `not_empty`: pass the end on.
+            not_empty.notify_all()?;
+            return Ok(());
+        }
+        let tail = q.tail.load();
+        let item = q.ring.load((tail % CAP) as usize);
+        q.tail.store(tail + 1);
+        not_full.notify(1)?;
+        drop(g);
+        assert!((1..=ITEMS).contains(&item), "item {item} out of range");
+        seen.fetch_add(item as usize - 1, 1);
+    }
+}
+
+// -------------------------------------------------------------------------------------------
 // Tests
+
+#[test]
+fn two_conditions_sharing_one_lock_pass_every_item_once_with_notify_one() {
+    let shm = ShmName::new("cond-shared");
+    let region = new_region(&shm);
+    let (not_full, not_empty) = two_conditions(&region).unwrap();
+    let seen = region
+        .raw_array::<u32>("seen", &[0; ITEMS as usize])
+        .unwrap();
+    let consumers: Vec<Child> = (0..2)
+        .map(|_| spawn("cond_shared_consumer", &shm.path(), &[]))
+        .collect();
+    let producer = spawn("cond_shared_producer", &shm.path(), &[]);
+    producer.wait_ok();
+    wait_all(consumers);
+    for (i, n) in seen.to_vec().iter().enumerate() {
+        assert_eq!(*n, 1, "item {} was taken {n} times", i + 1);
+    }
+    // One lock: holding it through one condition is holding it for the other, and for the
+    // plain RLock of that name.
+    let g = not_full.lock().unwrap();
+    assert!(not_empty.is_owned_by_current_thread());
+    assert!(region.rlock("queue").unwrap().is_owned_by_current_thread());
+    drop(g);
+    // The lock a condition uses is fixed when it is created.
+    assert!(matches!(
+        region.condition_on("not_full", "other"),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        region.condition_on("not_full", "queuf"),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        region.condition("not_full"),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        region.condition_on("q2", "seen"),
+        Err(Error::Mismatch { .. })
+    ));
+}
 
 #[test]
 fn a_producer_and_two_consumers_in_three_processes_pass_every_item_once() {
