@@ -141,6 +141,11 @@ fn exercise(region: &Region) {
             .map(|s| use_semaphore(&s)),
     );
     report(region.condition("fuzz.cond").map(|c| use_condition(&c)));
+    report(
+        region
+            .condition_on("fuzz.cond_on", "fuzz.rlock")
+            .map(|c| use_condition(&c)),
+    );
     report(region.event("fuzz.event").map(|e| use_event(&e)));
     report(region.barrier("fuzz.barrier", 2).map(|b| use_barrier(&b)));
     report(
