@@ -23,6 +23,8 @@ pub(crate) struct Words {
     entries: usize,
     /// The object's size in bytes.
     size: usize,
+    /// The guards this process holds on the object.
+    local: Arc<LocalHolds>,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
     next_scan: Arc<AtomicU64>,
@@ -66,8 +68,15 @@ impl Words {
             table,
             entries,
             size,
+            local: region.inner.local_holds(offset),
             next_scan: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The guards this process holds on the object (see [`LocalHolds`]).
+    #[inline]
+    pub(crate) fn local(&self) -> &LocalHolds {
+        &self.local
     }
 
     /// The region the object lives in.
@@ -150,6 +159,67 @@ impl Words {
         if millis() >= self.next_scan.load(Relaxed) {
             self.reclaim(me, object);
         }
+    }
+}
+
+/// What this process holds of one object through guards, kept in process memory: the
+/// in-process check that a reader-writer lock never hands this process a write guard while it
+/// holds a read guard (or the reverse), whatever the shared words say. Another process, or a
+/// damaged file, can make the shared words lie (a hold table that gives back more read locks
+/// than its process held, a state word overwritten); without this check such a lie would let
+/// safe code in this process hold `&T` and `&mut T` to the same value at once.
+///
+/// The word is `fork generation << 32 | WRITER | readers`: a forked child, whose copies of the
+/// parent's guards are not its own, starts from nothing.
+#[derive(Debug, Default)]
+pub(crate) struct LocalHolds(AtomicU64);
+
+/// In [`LocalHolds`]: this process holds the write guard.
+const LOCAL_WRITER: u32 = 1 << 31;
+
+impl LocalHolds {
+    /// Applies `f` to this fork generation's count; returns the count before, or `None` (and
+    /// changes nothing) if `f` refuses.
+    fn update(&self, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
+        let generation = u64::from(crate::sys::fork_generation());
+        let mut old = self.0.load(Relaxed);
+        loop {
+            let count = if old >> 32 == generation {
+                old as u32
+            } else {
+                0
+            };
+            let new = (generation << 32) | u64::from(f(count)?);
+            match self.0.compare_exchange_weak(old, new, Relaxed, Relaxed) {
+                Ok(_) => return Some(count),
+                Err(v) => old = v,
+            }
+        }
+    }
+
+    /// Records a read guard; `false` (nothing recorded) if this process holds the write guard.
+    #[inline]
+    pub(crate) fn add_reader(&self) -> bool {
+        self.update(|c| (c & LOCAL_WRITER == 0).then(|| c + 1))
+            .is_some()
+    }
+
+    /// Forgets a read guard.
+    #[inline]
+    pub(crate) fn remove_reader(&self) {
+        self.update(|c| Some((c & LOCAL_WRITER) | (c & !LOCAL_WRITER).saturating_sub(1)));
+    }
+
+    /// Records the write guard; `false` (nothing recorded) if this process holds any guard.
+    #[inline]
+    pub(crate) fn set_writer(&self) -> bool {
+        self.update(|c| (c == 0).then_some(LOCAL_WRITER)).is_some()
+    }
+
+    /// Forgets the write guard.
+    #[inline]
+    pub(crate) fn clear_writer(&self) {
+        self.update(|c| Some(c & !LOCAL_WRITER));
     }
 }
 

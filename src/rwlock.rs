@@ -33,6 +33,10 @@ const FLAGS: usize = 4;
 ///   until a writer repairs the value and calls [`RwLockWriteGuard::mark_consistent`].
 /// - A reader that dies holding a read lock: its read locks are recorded in the lock's hold
 ///   table (one entry per process slot), and a waiter gives them back.
+/// - Shared words that lie (a damaged file, a misbehaving process) can never make this
+///   process hold a write guard and a read guard of the lock at once: each process also
+///   counts its own guards in private memory, and refuses (marking the lock broken) when the
+///   shared words would let a writer in beside its readers or a reader beside its writer.
 /// - A reader that dies in the middle of taking or dropping a read lock (between the count
 ///   change and its record, a few instructions): nobody can tell whether it held one, so the
 ///   lock is marked broken and every acquire fails with [`LockError::NotRecoverable`] /
@@ -114,16 +118,49 @@ impl<T: Pod> RwLock<T> {
             // Unregistered: the read lock cannot be recorded (see `Permit`).
             None => lock.read(&Unattributed, block, region, || self.reclaim(block)),
         };
+        let outcome = match outcome {
+            Outcome::Acquired | Outcome::Poisoned if !self.words.local().add_reader() => {
+                // This process holds the write guard, yet the shared words let a reader in:
+                // they lie (a damaged file, or another process). Refuse rather than hand out
+                // `&T` beside our `&mut T`.
+                self.unlock_read(hold);
+                self.proto().break_it();
+                Outcome::Broken
+            }
+            other => other,
+        };
         (outcome, hold)
+    }
+
+    /// Gives back a read lock taken with `hold` (shared word and hold table).
+    #[inline]
+    fn unlock_read(&self, hold: Hold) {
+        let entry = self.words.entry_of(hold);
+        if let Some(entry) = &entry {
+            entry.begin_give();
+        }
+        let _ = self.proto().read_unlock(1);
+        if let Some(entry) = &entry {
+            entry.end_give();
+        }
     }
 
     #[inline]
     fn write_with(&self, block: Block) -> (Outcome, Hold) {
         let region = self.words.region();
         let hold = region.hold();
-        let outcome = self
+        let outcome = match self
             .proto()
-            .write(hold.token, block, region, || self.reclaim(block));
+            .write(hold.token, block, region, || self.reclaim(block))
+        {
+            Outcome::Acquired | Outcome::Poisoned if !self.words.local().set_writer() => {
+                // This process holds guards on the lock already, yet the shared words let a
+                // writer in: they lie. Refuse (see `read_with`); the lock stays ours, broken.
+                self.proto().break_it();
+                Outcome::Broken
+            }
+            other => other,
+        };
         (outcome, hold)
     }
 
@@ -306,15 +343,8 @@ impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
         if !self.hold.is_ours() {
             return; // a forked child's copy: the read lock is the parent's
         }
-        let lock = self.lock.proto();
-        let entry = self.lock.words.entry_of(self.hold);
-        if let Some(entry) = &entry {
-            entry.begin_give();
-        }
-        let _ = lock.read_unlock(1);
-        if let Some(entry) = &entry {
-            entry.end_give();
-        }
+        self.lock.words.local().remove_reader();
+        self.lock.unlock_read(self.hold);
     }
 }
 
@@ -354,6 +384,7 @@ impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         if self.hold.is_ours() {
+            self.lock.words.local().clear_writer();
             let _ = self.lock.proto().write_unlock(self.hold.token);
         }
     }

@@ -68,6 +68,10 @@ pub(crate) struct Inner {
     alive_seen: AtomicU64,
     /// The object ranges this process has handed out handles on (see `claim_range`).
     ranges: std::sync::Mutex<std::collections::BTreeMap<usize, directory::Claim>>,
+    /// Per object offset, the guards this process holds on it (see `object::LocalHolds`).
+    local_holds: std::sync::Mutex<
+        std::collections::HashMap<usize, std::sync::Arc<crate::object::LocalHolds>>,
+    >,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -446,6 +450,7 @@ impl Inner {
             registration: std::sync::Mutex::new(None),
             alive_seen: AtomicU64::new(0),
             ranges: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            local_holds: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -591,6 +596,13 @@ impl Inner {
         inner.procs = procs;
         inner.heap_offset = expected_heap;
         Ok(inner)
+    }
+
+    /// The process-local record of the guards this process holds on the object at `offset`,
+    /// shared by every handle of this process on it.
+    pub(crate) fn local_holds(&self, offset: usize) -> std::sync::Arc<crate::object::LocalHolds> {
+        let mut map = self.local_holds.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(offset).or_default().clone()
     }
 
     pub(crate) fn path(&self) -> Option<&Path> {
