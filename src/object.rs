@@ -153,6 +153,14 @@ impl Words {
         }
     }
 
+    /// Clears the entries of every dead process in the table without giving their holds back
+    /// (a repair), as process `me`.
+    pub(crate) fn forget_dead(&self, me: u32) {
+        for slot in 0..self.entries {
+            self.entry(slot).forget_if_dead(me, &*self.region);
+        }
+    }
+
     /// [`Words::reclaim`], unless this handle scanned less than a death-check interval ago
     /// (for single tries, which may come in a tight loop).
     pub(crate) fn reclaim_now_and_then(&self, me: u32, object: &impl Holder) {

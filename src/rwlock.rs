@@ -4,7 +4,7 @@ use crate::error::{LockError, OwnerDied, Result, TryLockError};
 use crate::lock::Hold;
 use crate::object::{ENTRY_BYTES, Words};
 use crate::protocol::Block;
-use crate::protocol::holds::{Holder, Unattributed};
+use crate::protocol::holds::{EntryError, Holder, Unattributed};
 use crate::protocol::rwlock::{self as proto, BROKEN, Outcome, POISONED};
 use crate::region::{Kind, Region, Spec};
 use bytemuck::Pod;
@@ -38,9 +38,13 @@ const FLAGS: usize = 4;
 ///   counts its own guards in private memory, and refuses (marking the lock broken) when the
 ///   shared words would let a writer in beside its readers or a reader beside its writer.
 /// - A reader that dies in the middle of taking or dropping a read lock (between the count
-///   change and its record, a few instructions): nobody can tell whether it held one, so the
-///   lock is marked broken and every acquire fails with [`LockError::NotRecoverable`] /
-///   [`TryLockError::NotRecoverable`] ([`is_broken`](RwLock::is_broken) says so).
+///   change and its record: two atomic instructions, but a process that does little else than
+///   take and drop read locks spends much of its time there; an independent review SIGKILLed
+///   such a loop at random moments and found the lock broken after 25% of the kills): nobody
+///   can tell whether it held one, so the lock is marked broken and every acquire fails with
+///   [`LockError::NotRecoverable`] / [`TryLockError::NotRecoverable`]
+///   ([`is_broken`](RwLock::is_broken) says so). There is no repair yet: recreate the object
+///   (a new name, or a new region).
 ///
 /// # Examples
 ///
@@ -111,10 +115,13 @@ impl<T: Pod> RwLock<T> {
         let hold = region.hold();
         let lock = self.proto();
         let outcome = match self.words.entry_of(hold) {
-            Some(entry) => match entry.own(hold.token, region, &Readers(self.proto())) {
-                Ok(()) => lock.read(&entry, block, region, || self.reclaim(block)),
-                Err(_) => Outcome::Broken,
-            },
+            Some(entry) => {
+                match entry.own_within(hold.token, block, region, &Readers(self.proto())) {
+                    Ok(()) => lock.read(&entry, block, region, || self.reclaim(block)),
+                    Err(EntryError::Busy) => Outcome::Busy,
+                    Err(_) => Outcome::Broken,
+                }
+            }
             // Unregistered: the read lock cannot be recorded (see `Permit`).
             None => lock.read(&Unattributed, block, region, || self.reclaim(block)),
         };

@@ -10,15 +10,14 @@
 //! nobody else using the file), it also checks it: a `Lock` that was just released can be taken,
 //! a value stored under the lock reads back, and so on.
 //!
-//! Known hang, kept out of the way: creating an object (and looking up a name whose hash the
-//! file got wrong, which then creates it) takes the header's allocation lock with no time limit.
-//! A holder whose process-table slot was reclaimed or whose lease is gone is taken over after
-//! one 20 ms wait slice, but a token of generation 0 (what an unregistered process locks with,
-//! or any value below 1024 written there) is never judged dead, so a file whose allocation-lock
-//! word (bytes 128..132) holds one blocks forever. The target clears that word before writing
-//! the file (which also spares the fuzzer the 20 ms take-overs), unless
-//! `SHMSYNC_FUZZ_KEEP_ALLOC_LOCK` is set in the environment: then such inputs show up as
-//! libFuzzer timeouts (run with `-timeout=5`).
+//! A slow path, kept out of the way: creating an object (and looking up a name whose hash the
+//! file got wrong, which then creates it) takes the header's allocation lock. A holder whose
+//! process-table slot was reclaimed or whose lease is gone is taken over after one 20 ms wait
+//! slice, but the token an unregistered process locks with (1) is never judged dead, so a file
+//! whose allocation-lock word (bytes 128..132) holds it makes every creation wait 5 s for
+//! `Error::AllocationTimeout`. The target clears that word before writing the file (which also
+//! spares the fuzzer the 20 ms take-overs), unless `SHMSYNC_FUZZ_KEEP_ALLOC_LOCK` is set in the
+//! environment: then such inputs are merely slow (run with `-timeout=10`).
 
 #![no_main]
 

@@ -53,7 +53,10 @@ impl Shared {
             owner: LoomWord::new(0).mutation(faults.on("owner")),
             count: LoomWord::new(0).mutation(faults.on("count")),
             owner_token: LoomWord::new(0),
+            // No timeouts: waits here have no deadline, and the sleep slices that `wait` takes
+            // (against a damaged `sleepers` count) must not stand in for a notify.
             seq: LoomWord::new(0)
+                .timeouts(0)
                 .spurious(spurious)
                 .mutation(faults.on("seq")),
             sleepers: LoomWord::new(0).mutation(faults.on("sleepers")),

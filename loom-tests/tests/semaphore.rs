@@ -720,6 +720,7 @@ fn dead_in_flight(at: InFlight, faults: &Faults) {
                 match e.own(SUCCESSOR, &s.owners, &s.counter(SUCCESSOR)) {
                     Err(EntryError::Broken) => Acquired::Broken,
                     Err(EntryError::Full) => panic!("the entry is full"),
+                    Err(EntryError::Busy) => panic!("a forever wait gave up"),
                     Ok(()) => s.acquire(&e, Block::Forever, || {
                         e.reclaim_if_dead(SUCCESSOR, &s.owners, &s.counter(SUCCESSOR));
                     }),

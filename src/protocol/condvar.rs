@@ -72,23 +72,36 @@ impl<W: Word> Condvar<'_, W> {
                 return Err(e);
             }
         };
-        let outcome = self.seq.wait(seq, deadline);
+        // Sleep in slices: should a wake ever be skipped (a `sleepers` count damaged in the
+        // shared file), the bumped `seq` is still seen when the slice ends.
+        let notified = loop {
+            let outcome = self.seq.wait(seq, owners.slice_end(deadline));
+            if outcome != WaitOutcome::TimedOut || self.seq.load(Relaxed) != seq {
+                break true;
+            }
+            if owners.expired(deadline) {
+                break false;
+            }
+        };
         self.sleepers.fetch_sub(1, Relaxed);
         let relock = self.lock.restore(me, token, count, Block::Forever, owners);
-        Ok(Waited {
-            notified: outcome != WaitOutcome::TimedOut,
-            relock,
-        })
+        Ok(Waited { notified, relock })
     }
 
     /// Wakes up to `n` waiters, as thread `me` of the process with `token`, which must own
     /// the lock. Never blocks.
     pub fn notify(&self, me: u32, token: u32, n: u32) -> Result<(), RError> {
         self.lock.check_owner(me, token)?;
-        if n == 0 || self.sleepers.load(Relaxed) == 0 {
+        if n == 0 {
             return Ok(());
         }
+        // Bump even with no sleeper counted: `sleepers` lives in shared memory, and a damaged
+        // count must cost at most a skipped wake call, never a lost notify (a waiter that is
+        // not woken sees the new `seq` when its sleep slice ends).
         self.seq.fetch_add(1, Relaxed);
+        if self.sleepers.load(Relaxed) == 0 {
+            return Ok(());
+        }
         if n == 1 {
             self.seq.wake_one();
         } else if n >= i32::MAX as u32 {

@@ -38,6 +38,7 @@
 //! A process that dies anywhere leaves either `intent == 0` and `held` exactly the holds its
 //! word changes made, or `intent > 0`.
 
+use super::Block;
 use super::mutex::{Owners, TOKEN_MASK};
 use crate::word::Word;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -54,8 +55,9 @@ pub const HELD_MASK: u32 = INTENT - 1;
 /// threads that race past the check, so `held` never carries into `intent`.
 pub const HELD_LIMIT: u32 = HELD_MASK - (1 << 16);
 
-/// How many sleep slices [`Entry::own`] waits for a live recoverer before it declares the
-/// object broken (about 5 s with 20 ms slices).
+/// How many sleep slices [`Entry::own`] waits for a `RECOVERING` mark that names the caller's
+/// own process before it declares the object broken (about 5 s with 20 ms slices): our own
+/// threads recover in microseconds, so such a mark that stays is damage.
 pub const RECOVERY_PATIENCE: u32 = 250;
 
 /// What the table needs from the object it belongs to.
@@ -73,6 +75,9 @@ pub enum EntryError {
     Broken,
     /// This process already records [`HELD_LIMIT`] holds.
     Full,
+    /// Another live process was still giving a dead process's holds back when the caller's
+    /// time ran out.
+    Busy,
 }
 
 /// Brackets each attempt to take a hold (a semaphore permit, a read lock): the hold table of a
@@ -134,8 +139,21 @@ impl<W: Word> Entry<'_, W> {
         owners: &O,
         object: &H,
     ) -> Result<(), EntryError> {
-        // A recovery takes a few word changes; a `RECOVERING` mark that stays this many sleep
-        // slices names a recoverer that is stuck, or is damage: give up rather than hang.
+        self.own_within(token, Block::Forever, owners, object)
+    }
+
+    /// [`Entry::own`], waiting for a live recoverer only as long as `block` allows
+    /// ([`EntryError::Busy`] after that; a single try does not wait).
+    pub fn own_within<O: Owners, H: Holder>(
+        &self,
+        token: u32,
+        block: Block,
+        owners: &O,
+        object: &H,
+    ) -> Result<(), EntryError> {
+        let deadline = block.deadline();
+        // A recovery by a thread of our own process takes a few word changes: our own mark
+        // that stays this many sleep slices is damage, not a recovery.
         let mut patience = RECOVERY_PATIENCE;
         loop {
             let owner = self.owner.load(Acquire);
@@ -155,16 +173,23 @@ impl<W: Word> Entry<'_, W> {
             if owner & RECOVERING != 0 {
                 let recoverer = owner & TOKEN_MASK;
                 if recoverer != token && !owners.is_alive(recoverer) {
+                    // The recoverer died mid-way: some holds may be given back, some not.
                     object.break_object();
                     return Err(EntryError::Broken);
                 }
-                if patience == 0 {
-                    object.break_object();
-                    return Err(EntryError::Broken);
+                if recoverer == token {
+                    if patience == 0 {
+                        object.break_object();
+                        return Err(EntryError::Broken);
+                    }
+                    patience -= 1;
                 }
-                patience -= 1;
-                // A live recoverer is giving holds back: wait for it (a few word changes).
-                self.owner.wait(owner, owners.slice_end(None));
+                if block == Block::Try || owners.expired(deadline) {
+                    return Err(EntryError::Busy);
+                }
+                // A live recoverer is giving holds back: wait for it (a few word changes, or
+                // as long as it is stopped; like a stopped lock holder, it is waited for).
+                self.owner.wait(owner, owners.slice_end(deadline));
                 continue;
             }
             if owners.is_alive(owner) {
@@ -237,6 +262,27 @@ impl<W: Word> Entry<'_, W> {
     #[inline]
     pub fn end_give(&self) {
         self.counts.fetch_sub(INTENT, Relaxed);
+    }
+
+    /// If this entry names a process that is certainly dead (or a recoverer that died), clears
+    /// it without giving anything back, as process `me`: for a repair, whose caller states the
+    /// object's count itself. Returns whether it did.
+    pub fn forget_if_dead<O: Owners>(&self, me: u32, owners: &O) -> bool {
+        let owner = self.owner.load(Acquire);
+        if owner == 0 || owner == me || owners.is_alive(owner & TOKEN_MASK) {
+            return false;
+        }
+        if self
+            .owner
+            .compare_exchange(owner, RECOVERING | me, AcqRel, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.counts.store(0, Relaxed);
+        self.owner.store(0, Release);
+        self.owner.wake_all();
+        true
     }
 
     /// If this entry names a process that is certainly dead, gives its holds back, as

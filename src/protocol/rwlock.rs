@@ -247,6 +247,7 @@ impl<W: Word> RwLock<'_, W> {
                     Ok(()) => {}
                     Err(EntryError::Broken) => return Outcome::Broken,
                     Err(EntryError::Full) => return Outcome::Full,
+                    Err(EntryError::Busy) => return Outcome::Busy,
                 }
                 match self
                     .state
@@ -508,6 +509,9 @@ impl<W: Word> RwLock<'_, W> {
     /// Marks the lock broken and wakes every waiter to hear so.
     pub fn break_it(&self) {
         self.flags.fetch_or(BROKEN, Relaxed);
+        // Waiters sleep on `state`, not `flags`: change it too, so that one about to sleep on
+        // the value it saw before the break does not (the extra bit only asks for a wake).
+        self.state.fetch_or(READERS_WAITING, Relaxed);
         self.state.wake_all();
     }
 }

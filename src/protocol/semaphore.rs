@@ -34,7 +34,7 @@ use super::Block;
 use super::holds::{Attribution, EntryError};
 use super::mutex::Owners;
 use crate::word::{WaitOutcome, Word};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 /// Set when the count can no longer be trusted.
 pub const BROKEN: u32 = 1 << 31;
@@ -100,6 +100,7 @@ impl<W: Word> Semaphore<'_, W> {
                 Ok(()) => {}
                 Err(EntryError::Broken) => return Acquired::Broken,
                 Err(EntryError::Full) => return Acquired::Full,
+                Err(EntryError::Busy) => return Acquired::Busy,
             }
             match self
                 .value
@@ -210,6 +211,13 @@ impl<W: Word> Semaphore<'_, W> {
             }
         }
         Ok(())
+    }
+
+    /// Sets the count to `value` (at most [`MAX_VALUE`]), clearing [`BROKEN`], and wakes every
+    /// sleeper: a repair, by a caller who knows how many permits are free.
+    pub fn reset(&self, value: u32) {
+        self.value.store(value.min(MAX_VALUE), Release);
+        self.value.wake_all();
     }
 
     /// Marks the semaphore broken and wakes every sleeper to hear so.

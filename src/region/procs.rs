@@ -146,8 +146,10 @@ impl Inner {
         }
         let (slot, generation) = split(token);
         if generation == 0 {
-            // UNREGISTERED, or a token no registration ever hands out: nothing to check.
-            return true;
+            // UNREGISTERED (nothing to check: such a process's death cannot be seen); any
+            // other token of generation 0 is one no registration ever hands out: damage, not a
+            // holder.
+            return token == UNREGISTERED;
         }
         if slot >= self.procs {
             // No process can hold a slot the table does not have: damage, not a holder.

@@ -318,7 +318,8 @@ fn python_style_acquire_reports_poison_through_queries() {
 fn a_stuck_allocation_lock_is_an_error_not_a_hang() {
     let r = region(16);
     r.lock("before").unwrap();
-    // A live-looking holder (generation 0 is never judged dead) that never lets go.
+    // A live-looking holder (an unregistered process's token is never judged dead) that never
+    // lets go.
     r.inner
         .u32_at(header::ALLOC_LOCK)
         .store(super::procs::UNREGISTERED, Relaxed);

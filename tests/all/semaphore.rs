@@ -6,7 +6,7 @@ use crate::common::{
     Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u32, read_u64, spawn,
     wait_all, wait_for_count, wait_until, write_u32,
 };
-use shmsync::{Error, Kind, RawValue, Region, Result};
+use shmsync::{DEATH_CHECK_INTERVAL, Error, Kind, RawValue, Region, Result};
 use std::time::{Duration, Instant};
 
 /// The helper roles of this module, for [`crate::child::child_entry`].
@@ -411,6 +411,11 @@ fn a_bounded_semaphore_refuses_over_release_in_every_process() {
     assert!(msg.contains('2'), "{msg}");
     spawn("sem_bounded_checker", &shm.path(), &[]).wait_ok();
     assert_eq!(b.value(), 2);
+    // A repair cannot pass the bound either.
+    assert!(matches!(b.repair(3), Err(Error::AboveBound { bound: 2 })));
+    b.repair(1).unwrap();
+    assert_eq!(b.value(), 1);
+    b.repair(2).unwrap();
 
     // A plain semaphore counts up to 2^31 - 1, and no further.
     let s = region.semaphore("s", 0).unwrap();
@@ -734,6 +739,25 @@ fn a_holder_killed_in_the_middle_of_a_change_breaks_the_semaphore_for_every_proc
     assert!(matches!(sem.try_permit(), Err(Error::Broken { .. })));
     assert!(matches!(sem.release_many(3), Err(Error::Broken { .. })));
     assert_eq!(format!("{sem:?}"), "Semaphore { value: 0, broken: true }");
+
+    // The way back: the caller states the free permits; the dead holder's ambiguous record is
+    // dropped, so the next scan does not break the semaphore again.
+    sem.repair(1).unwrap();
+    assert!(!sem.is_broken());
+    assert_eq!(sem.value(), 1);
+    let permit = sem.try_permit().unwrap();
+    assert!(matches!(sem.try_permit(), Err(Error::WouldBlock)));
+    std::thread::sleep(DEATH_CHECK_INTERVAL * 2);
+    assert!(
+        matches!(
+            sem.try_permit_for(DEATH_CHECK_INTERVAL * 3),
+            Err(Error::WouldBlock)
+        ),
+        "a scan after the repair must find nothing to give back or break"
+    );
+    assert!(!sem.is_broken());
+    drop(permit);
+    assert_eq!(sem.value(), 1);
 }
 
 #[test]
