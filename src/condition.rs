@@ -143,9 +143,6 @@ impl Condition {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(false);
             }
-            if timeout == Some(Duration::ZERO) {
-                return Ok(false);
-            }
             self.wait_until(deadline)?;
         }
     }

@@ -23,8 +23,8 @@ pub(crate) struct Words {
     entries: usize,
     /// The object's size in bytes.
     size: usize,
-    /// The guards this process holds on the object.
-    local: Arc<LocalHolds>,
+    /// The object's offset in the region.
+    offset: usize,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
     next_scan: Arc<AtomicU64>,
@@ -68,15 +68,14 @@ impl Words {
             table,
             entries,
             size,
-            local: region.inner.local_holds(offset),
+            offset,
             next_scan: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// The guards this process holds on the object (see [`LocalHolds`]).
-    #[inline]
-    pub(crate) fn local(&self) -> &LocalHolds {
-        &self.local
+    /// The object's offset in the region (its identity within this process).
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
     }
 
     /// The region the object lives in.

@@ -2,7 +2,7 @@
 
 use crate::error::{LockError, OwnerDied, Result, TryLockError};
 use crate::lock::Hold;
-use crate::object::{ENTRY_BYTES, Words};
+use crate::object::{ENTRY_BYTES, LocalHolds, Words};
 use crate::protocol::Block;
 use crate::protocol::holds::{EntryError, Holder, Unattributed};
 use crate::protocol::rwlock::{self as proto, BROKEN, Outcome, POISONED};
@@ -11,6 +11,7 @@ use bytemuck::Pod;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ const FLAGS: usize = 4;
 /// ```
 pub struct RwLock<T> {
     words: Words,
+    /// The guards this process holds on the lock (see [`LocalHolds`]).
+    local: Arc<LocalHolds>,
     data: usize,
     _type: PhantomData<T>,
 }
@@ -70,9 +73,32 @@ impl<T> Clone for RwLock<T> {
     fn clone(&self) -> Self {
         RwLock {
             words: self.words.clone(),
+            local: self.local.clone(),
             data: self.data,
             _type: PhantomData,
         }
+    }
+}
+
+/// What a blocking `read()` / `write()` returns for `outcome` (a wait without a deadline never
+/// ends `Busy`; a full hold table is reported as unrecoverable, being no reason to wait).
+#[inline]
+fn blocking<G>(outcome: Outcome, guard: impl FnOnce() -> G) -> Result<G, LockError<G>> {
+    match outcome {
+        Outcome::Acquired => Ok(guard()),
+        Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
+        Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
+    }
+}
+
+/// What a `try_*` acquire returns for `outcome`.
+#[inline]
+fn trying<G>(outcome: Outcome, guard: impl FnOnce() -> G) -> Result<G, TryLockError<G>> {
+    match outcome {
+        Outcome::Acquired => Ok(guard()),
+        Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
+        Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
+        Outcome::Broken => Err(TryLockError::NotRecoverable),
     }
 }
 
@@ -126,7 +152,7 @@ impl<T: Pod> RwLock<T> {
             None => lock.read(&Unattributed, block, region, || self.reclaim(block)),
         };
         let outcome = match outcome {
-            Outcome::Acquired | Outcome::Poisoned if !self.words.local().add_reader() => {
+            Outcome::Acquired | Outcome::Poisoned if !self.local.add_reader() => {
                 // This process holds the write guard, yet the shared words let a reader in:
                 // they lie (a damaged file, or another process). Refuse rather than hand out
                 // `&T` beside our `&mut T`.
@@ -160,7 +186,7 @@ impl<T: Pod> RwLock<T> {
             .proto()
             .write(hold.token, block, region, || self.reclaim(block))
         {
-            Outcome::Acquired | Outcome::Poisoned if !self.words.local().set_writer() => {
+            Outcome::Acquired | Outcome::Poisoned if !self.local.set_writer() => {
                 // This process holds guards on the lock already, yet the shared words let a
                 // writer in: they lie. Refuse (see `read_with`); the lock stays ours, broken.
                 self.proto().break_it();
@@ -181,12 +207,7 @@ impl<T: Pod> RwLock<T> {
     #[inline]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, LockError<RwLockReadGuard<'_, T>>> {
         let (outcome, hold) = self.read_with(Block::Forever);
-        let guard = || RwLockReadGuard { lock: self, hold };
-        match outcome {
-            Outcome::Acquired => Ok(guard()),
-            Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
-            Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
-        }
+        blocking(outcome, || RwLockReadGuard { lock: self, hold })
     }
 
     /// Takes a read lock if no writer holds or waits for it now.
@@ -218,13 +239,7 @@ impl<T: Pod> RwLock<T> {
         block: Block,
     ) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
         let (outcome, hold) = self.read_with(block);
-        let guard = || RwLockReadGuard { lock: self, hold };
-        match outcome {
-            Outcome::Acquired => Ok(guard()),
-            Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
-            Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
-            Outcome::Broken => Err(TryLockError::NotRecoverable),
-        }
+        trying(outcome, || RwLockReadGuard { lock: self, hold })
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -237,12 +252,7 @@ impl<T: Pod> RwLock<T> {
     #[inline]
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, LockError<RwLockWriteGuard<'_, T>>> {
         let (outcome, hold) = self.write_with(Block::Forever);
-        let guard = || RwLockWriteGuard { lock: self, hold };
-        match outcome {
-            Outcome::Acquired => Ok(guard()),
-            Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
-            Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
-        }
+        blocking(outcome, || RwLockWriteGuard { lock: self, hold })
     }
 
     /// Takes the write lock if nobody holds the lock now.
@@ -275,13 +285,7 @@ impl<T: Pod> RwLock<T> {
         block: Block,
     ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
         let (outcome, hold) = self.write_with(block);
-        let guard = || RwLockWriteGuard { lock: self, hold };
-        match outcome {
-            Outcome::Acquired => Ok(guard()),
-            Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
-            Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
-            Outcome::Broken => Err(TryLockError::NotRecoverable),
-        }
+        trying(outcome, || RwLockWriteGuard { lock: self, hold })
     }
 
     /// Whether a writer died holding the lock and nobody marked it consistent since.
@@ -350,7 +354,7 @@ impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
         if !self.hold.is_ours() {
             return; // a forked child's copy: the read lock is the parent's
         }
-        self.lock.words.local().remove_reader();
+        self.lock.local.remove_reader();
         self.lock.unlock_read(self.hold);
     }
 }
@@ -391,7 +395,7 @@ impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         if self.hold.is_ours() {
-            self.lock.words.local().clear_writer();
+            self.lock.local.clear_writer();
             let _ = self.lock.proto().write_unlock(self.hold.token);
         }
     }
@@ -430,6 +434,7 @@ impl Region {
             unsafe { fresh.ptr(data).cast::<T>().write(init) };
         })?;
         Ok(RwLock {
+            local: self.inner.local_holds(words.offset()),
             words,
             data,
             _type: PhantomData,

@@ -97,22 +97,8 @@ impl Holder for Counter<'_> {
     fn give_back(&self, n: u32) {
         // Up to the bound, as a live `Permit` drop does: a bounded semaphore at its bound was
         // released (Python-style) by someone else meanwhile, and those permits stand for the
-        // dead holder's.
-        let mut n = n;
-        while n > 0 {
-            match self.sem.add(n, self.bound) {
-                Ok(()) | Err(ReleaseError::Broken) => return,
-                Err(ReleaseError::AboveBound) => {
-                    let room = self
-                        .bound
-                        .saturating_sub(self.sem.value().unwrap_or(self.bound));
-                    if room == 0 {
-                        return;
-                    }
-                    n = n.min(room);
-                }
-            }
-        }
+        // dead holder's. A broken semaphore takes nothing back.
+        let _ = self.sem.add_up_to(n, self.bound);
     }
     fn break_object(&self) {
         self.sem.break_it();

@@ -116,9 +116,7 @@ struct Counter<'a> {
 impl Holder for Counter<'_> {
     fn give_back(&self, n: u32) {
         self.s.given_back_by.store(self.me, Relaxed);
-        if self.s.sem().add(n, self.s.bound) == Err(ReleaseError::AboveBound) {
-            self.s.sem().break_it();
-        }
+        let _ = self.s.sem().add_up_to(n, self.s.bound);
     }
     fn break_object(&self) {
         self.s.sem().break_it();

@@ -184,17 +184,30 @@ impl<W: Word> Semaphore<'_, W> {
         self.add(1, bound)
     }
 
-    /// Returns `n` permits (a dead holder's, or `release(n)`), up to `bound`.
+    /// Returns `n` permits (`release(n)`), refused as a whole if the count would pass `bound`.
     #[inline]
     pub fn add(&self, n: u32, bound: u32) -> Result<(), ReleaseError> {
+        self.add_with(n, bound, false)
+    }
+
+    /// Returns up to `n` permits (a dead holder's), stopping at `bound`: permits released
+    /// meanwhile by someone else stand for the rest.
+    pub fn add_up_to(&self, n: u32, bound: u32) -> Result<(), ReleaseError> {
+        self.add_with(n, bound, true)
+    }
+
+    #[inline]
+    fn add_with(&self, n: u32, bound: u32, saturate: bool) -> Result<(), ReleaseError> {
         let bound = bound.min(MAX_VALUE);
         let mut value = self.value.load(Relaxed);
         loop {
             if is_broken(value) {
                 return Err(ReleaseError::Broken);
             }
-            let Some(new) = value.checked_add(n).filter(|&v| v <= bound) else {
-                return Err(ReleaseError::AboveBound);
+            let new = match value.checked_add(n).filter(|&v| v <= bound) {
+                Some(new) => new,
+                None if saturate => bound.max(value),
+                None => return Err(ReleaseError::AboveBound),
             };
             // SeqCst: publishes our writes (Release) and orders the read of `sleepers` below
             // after the new value.
