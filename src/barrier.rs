@@ -1,17 +1,14 @@
 //! [`Barrier`]: Python's `multiprocessing.Barrier`, as two words in a region.
 
 use crate::error::{Error, Result};
-use crate::object::Words;
-use crate::protocol::Block;
 use crate::protocol::barrier::{self as proto, MAX_PARTIES};
-use crate::region::{Kind, Region, Spec};
+use crate::protocol::{Block, Word};
+use crate::region::layout::barrier::{PARTIES, RESETS, STATE};
+use crate::region::{Kind, Object, Region, Spec};
+use crate::sys::FutexWord;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-
-const STATE: usize = 0;
-const RESETS: usize = 4;
-const PARTIES: usize = 8;
 
 /// A meeting point for a fixed number of parties: Python's `multiprocessing.Barrier`.
 ///
@@ -38,7 +35,7 @@ const PARTIES: usize = 8;
 /// ```
 #[derive(Clone)]
 pub struct Barrier {
-    words: Words,
+    object: Object,
     parties: u32,
 }
 
@@ -62,10 +59,10 @@ impl From<BrokenBarrier> for Error {
 }
 
 impl Barrier {
-    fn proto(&self) -> proto::Barrier<'_, AtomicU32> {
+    fn proto(&self) -> proto::Barrier<'_, FutexWord> {
         proto::Barrier {
-            state: self.words.at(STATE),
-            resets: self.words.at(RESETS),
+            state: self.object.word(STATE),
+            resets: self.object.word(RESETS),
         }
     }
 
@@ -136,10 +133,10 @@ impl Region {
                 "a barrier has 1 to {MAX_PARTIES} parties, not {parties}"
             )));
         }
-        let spec = Spec::plain_with(Kind::Barrier, parties as usize, 0);
-        let words = Words::open(self, name, &spec, 0, |fresh| {
-            fresh.at(PARTIES).store(parties, Relaxed);
+        let spec = Spec::plain(Kind::Barrier).with_len(parties as usize);
+        let object = Object::open(self, name, &spec, |fresh| {
+            fresh.word(PARTIES).store(parties, Relaxed);
         })?;
-        Ok(Barrier { words, parties })
+        Ok(Barrier { object, parties })
     }
 }

@@ -1,26 +1,19 @@
 //! [`Condition`]: Python's `multiprocessing.Condition`, with its own re-entrant lock.
 
-use crate::error::{Error, Result};
-use crate::object::Words;
+use crate::error::{Error, Got, LockError, Result, TryLockError};
 use crate::protocol::condvar::Condvar;
-use crate::protocol::mutex::Outcome;
-use crate::protocol::rmutex::RError;
-use crate::region::{Kind, Region, Spec};
-use crate::rlock::RLock;
-use crate::sys;
+use crate::region::layout::condition::{LOCK_NAME, RLOCK, SEQ, SLEEPERS};
+use crate::region::{Kind, Object, Region, Spec};
+use crate::rlock::{Owner, RLock, RLockGuard};
+use crate::sys::{self, FutexWord};
 use std::fmt;
-use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
-
-// Word offsets: the RLock's four words, then the condition's two.
-const SEQ: usize = 16;
-const SLEEPERS: usize = 20;
 
 /// A condition variable shared between processes, with its own [`RLock`] (Python's default
 /// for `multiprocessing.Condition()`).
 ///
-/// Take the lock (through the [`RLock`] methods this type dereferences to: [`lock`](RLock::lock),
-/// [`acquire`](RLock::acquire)...), check your predicate, and [`wait`](Condition::wait) while it
+/// Take the lock ([`lock`](Condition::lock), [`acquire`](Condition::acquire)... : the methods
+/// of its [`RLock`], which [`rlock`](Condition::rlock) also gives), check your predicate, and [`wait`](Condition::wait) while it
 /// does not hold; whoever changes the state notifies with [`notify`](Condition::notify) or
 /// [`notify_all`](Condition::notify_all) while holding the lock. `wait` releases the lock
 /// entirely (however many times the thread entered it) and takes it back, at the same count,
@@ -54,35 +47,113 @@ const SLEEPERS: usize = 20;
 #[derive(Clone)]
 pub struct Condition {
     lock: RLock,
-    words: Words,
+    object: Object,
 }
 
-impl std::ops::Deref for Condition {
-    type Target = RLock;
-    fn deref(&self) -> &RLock {
-        &self.lock
-    }
-}
-
-fn owner_error(e: RError) -> Error {
-    match e {
-        RError::NotOwner => Error::NotOwner,
-        RError::NotLocked | RError::CountOverflow => Error::NotLocked,
-    }
-}
+// A condition with its own lock is read as an RLock from its first word.
+const _: () = assert!(RLOCK == 0);
 
 impl Condition {
-    fn condvar(&self) -> Condvar<'_, AtomicU32> {
+    fn condvar(&self) -> Condvar<'_, FutexWord> {
         Condvar {
             lock: self.lock.rmutex(),
-            seq: self.words.at(SEQ),
-            sleepers: self.words.at(SLEEPERS),
+            seq: self.object.word(SEQ),
+            sleepers: self.object.word(SLEEPERS),
         }
     }
 
-    /// The lock this condition uses (also reachable through `Deref`).
+    /// The lock this condition uses.
     pub fn rlock(&self) -> &RLock {
         &self.lock
+    }
+
+    /// Acquires the condition's lock, Python style: [`RLock::acquire`].
+    #[inline]
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
+        self.lock.acquire(block, timeout)
+    }
+
+    /// Releases the condition's lock once: [`RLock::release`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::release`].
+    #[inline]
+    pub fn release(&self) -> Result<()> {
+        self.lock.release()
+    }
+
+    /// Acquires the condition's lock with a guard: [`RLock::lock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::lock`].
+    #[inline]
+    pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock.lock()
+    }
+
+    /// Tries once to acquire the condition's lock: [`RLock::try_lock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::try_lock`].
+    pub fn try_lock(&self) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+        self.lock.try_lock()
+    }
+
+    /// Tries to acquire the condition's lock until `timeout`: [`RLock::try_lock_for`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::try_lock_for`].
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+        self.lock.try_lock_for(timeout)
+    }
+
+    /// Declares the state behind a lock taken over from a dead owner repaired:
+    /// [`RLock::mark_consistent`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::mark_consistent`].
+    pub fn mark_consistent(&self) -> Result<()> {
+        self.lock.mark_consistent()
+    }
+
+    /// Whether some thread owns the condition's lock: [`RLock::is_locked`].
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_locked()
+    }
+
+    /// Whether the calling thread owns the condition's lock:
+    /// [`RLock::is_owned_by_current_thread`].
+    pub fn is_owned_by_current_thread(&self) -> bool {
+        self.lock.is_owned_by_current_thread()
+    }
+
+    /// Who owns the condition's lock: [`RLock::owner`].
+    pub fn owner(&self) -> Option<Owner> {
+        self.lock.owner()
+    }
+
+    /// How many times the owner entered the condition's lock: [`RLock::count`].
+    pub fn count(&self) -> u32 {
+        self.lock.count()
+    }
+
+    /// Whether the condition's lock was taken over from a dead owner and not yet marked
+    /// consistent: [`RLock::is_poisoned`].
+    pub fn is_poisoned(&self) -> bool {
+        self.lock.is_poisoned()
+    }
+
+    /// Whether the condition's lock can never be acquired again: [`RLock::is_unrecoverable`].
+    pub fn is_unrecoverable(&self) -> bool {
+        self.lock.is_unrecoverable()
     }
 
     /// Releases the lock, waits until notified or until `timeout` passes (`None`: no limit),
@@ -93,7 +164,7 @@ impl Condition {
     /// [`Error::NotLocked`] / [`Error::NotOwner`] if the calling thread does not hold the lock
     /// (Python raises `RuntimeError`). [`Error::OwnerDied`] if, while we waited, a holder of the
     /// lock died and we took it over: the lock is held and poisoned (call
-    /// [`mark_consistent`](RLock::mark_consistent) after repairing the state);
+    /// [`mark_consistent`](Condition::mark_consistent) after repairing the state);
     /// [`Error::NotRecoverable`] if the lock became unusable meanwhile (it is not held then).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -104,14 +175,11 @@ impl Condition {
         let region = self.lock.region();
         let (_, tid) = sys::ids();
         let token = region.token();
-        let waited = self
-            .condvar()
-            .wait(tid, token, deadline, region)
-            .map_err(owner_error)?;
-        match waited.relock {
-            Outcome::Acquired => Ok(waited.notified),
-            Outcome::OwnerDied => Err(Error::OwnerDied),
-            Outcome::NotRecoverable | Outcome::Busy => Err(Error::NotRecoverable),
+        let waited = self.condvar().wait(tid, token, deadline, region)?;
+        // The wait takes the lock back without a deadline: it cannot end `WouldBlock`.
+        match Got::from(waited.relock) {
+            Got::WouldBlock => Err(Error::NotRecoverable),
+            got => got.into_result().map(|()| waited.notified),
         }
     }
 
@@ -155,7 +223,7 @@ impl Condition {
     pub fn notify(&self, n: u32) -> Result<()> {
         let (_, tid) = sys::ids();
         let token = self.lock.region().token();
-        self.condvar().notify(tid, token, n).map_err(owner_error)
+        Ok(self.condvar().notify(tid, token, n)?)
     }
 
     /// Wakes one waiter.
@@ -185,9 +253,6 @@ impl fmt::Debug for Condition {
     }
 }
 
-/// Where a condition created by [`Region::condition_on`] keeps the name of its lock.
-const LOCK_NAME: usize = 24;
-
 impl Region {
     /// Finds or creates the [`Condition`] called `name` (with its own [`RLock`]).
     ///
@@ -195,11 +260,10 @@ impl Region {
     ///
     /// As [`Region::lock`].
     pub fn condition(&self, name: &str) -> Result<Condition> {
-        let words = Words::open(self, name, &Spec::plain(Kind::Condition), 0, |_| {})?;
-        let (region, base) = words.parts();
+        let object = Object::open(self, name, &Spec::plain(Kind::Condition), |_| {})?;
         Ok(Condition {
-            lock: RLock::from_words(region, base),
-            words,
+            lock: RLock::new(object.clone()),
+            object,
         })
     }
 
@@ -227,18 +291,23 @@ impl Region {
     /// [`RLock`]; otherwise as [`Region::lock`].
     pub fn condition_on(&self, name: &str, lock: &str) -> Result<Condition> {
         let rlock = self.rlock(lock)?;
-        let spec = Spec::plain_with(Kind::Condition, lock.len(), lock.len());
-        let words = Words::open(self, name, &spec, 0, |fresh| {
+        let spec = Spec::plain(Kind::Condition)
+            .with_len(lock.len())
+            .with_tail(lock.len());
+        let object = Object::open(self, name, &spec, |fresh| {
             fresh.write_bytes(LOCK_NAME, lock.as_bytes());
         })?;
         // The entry records the name's length (the directory compared it); compare the name.
-        if words.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes() {
+        if object.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes() {
             return Err(Error::Mismatch {
                 name: name.to_string(),
                 existing: "Condition on another RLock".to_string(),
                 requested: format!("Condition on RLock {lock:?}"),
             });
         }
-        Ok(Condition { lock: rlock, words })
+        Ok(Condition {
+            lock: rlock,
+            object,
+        })
     }
 }

@@ -1,5 +1,7 @@
 //! Errors.
 
+use crate::protocol::rmutex::RError;
+use crate::protocol::{mutex, rwlock};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -478,3 +480,95 @@ impl<G> From<LockError<G>> for Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How an acquire of any lock ended, in the terms every handle reports: the one place where
+/// the protocols' outcomes become errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Got {
+    /// Acquired.
+    Yes,
+    /// Acquired, taken over from a holder that died.
+    OwnerDied,
+    /// Held by someone else until the deadline (or, for a single try, now).
+    WouldBlock,
+    /// Can never be acquired (unrecoverable, broken, or no room to record the hold).
+    NotRecoverable,
+}
+
+impl Got {
+    /// Whether the lock is now held (Python's `acquire` return value).
+    #[inline]
+    pub(crate) fn acquired(self) -> bool {
+        matches!(self, Got::Yes | Got::OwnerDied)
+    }
+
+    /// The result of a blocking acquire (`lock()`, `read()`, `write()`). A wait without a
+    /// deadline cannot end `WouldBlock`; if it does (a count at its limit), that is reported
+    /// as unrecoverable rather than as a guard that is not there.
+    #[inline]
+    pub(crate) fn blocking<G>(self, guard: impl FnOnce() -> G) -> Result<G, LockError<G>> {
+        match self {
+            Got::Yes => Ok(guard()),
+            Got::OwnerDied => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
+            Got::WouldBlock | Got::NotRecoverable => Err(LockError::NotRecoverable),
+        }
+    }
+
+    /// The result of a `try_*` acquire.
+    #[inline]
+    pub(crate) fn trying<G>(self, guard: impl FnOnce() -> G) -> Result<G, TryLockError<G>> {
+        match self {
+            Got::Yes => Ok(guard()),
+            Got::OwnerDied => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
+            Got::WouldBlock => Err(TryLockError::WouldBlock),
+            Got::NotRecoverable => Err(TryLockError::NotRecoverable),
+        }
+    }
+
+    /// The result of an acquire that hands out no guard (a condition's wait taking its lock
+    /// back): `Ok` only if plainly acquired.
+    pub(crate) fn into_result(self) -> Result<()> {
+        match self {
+            Got::Yes => Ok(()),
+            Got::OwnerDied => Err(Error::OwnerDied),
+            Got::WouldBlock => Err(Error::WouldBlock),
+            Got::NotRecoverable => Err(Error::NotRecoverable),
+        }
+    }
+}
+
+impl From<mutex::Outcome> for Got {
+    #[inline]
+    fn from(outcome: mutex::Outcome) -> Got {
+        match outcome {
+            mutex::Outcome::Acquired => Got::Yes,
+            mutex::Outcome::OwnerDied => Got::OwnerDied,
+            mutex::Outcome::Busy => Got::WouldBlock,
+            mutex::Outcome::NotRecoverable => Got::NotRecoverable,
+        }
+    }
+}
+
+impl From<rwlock::Outcome> for Got {
+    /// A hold count at its limit is reported as `WouldBlock` (which a blocking acquire turns
+    /// into unrecoverable: it is no reason to wait).
+    #[inline]
+    fn from(outcome: rwlock::Outcome) -> Got {
+        match outcome {
+            rwlock::Outcome::Acquired => Got::Yes,
+            rwlock::Outcome::Poisoned => Got::OwnerDied,
+            rwlock::Outcome::Busy | rwlock::Outcome::Full => Got::WouldBlock,
+            rwlock::Outcome::Broken => Got::NotRecoverable,
+        }
+    }
+}
+
+impl From<RError> for Error {
+    /// A release or wait by a thread that does not own the re-entrant lock.
+    fn from(e: RError) -> Error {
+        match e {
+            RError::NotOwner => Error::NotOwner,
+            RError::NotLocked | RError::CountOverflow => Error::NotLocked,
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! [`Event`]: Python's `multiprocessing.Event`, as one futex word in a region.
 
 use crate::error::Result;
-use crate::object::Words;
 use crate::protocol::{Block, event};
-use crate::region::{Kind, Region, Spec};
+use crate::region::layout::event::WORD;
+use crate::region::{Kind, Object, Region, Spec};
+use crate::sys::FutexWord;
 use std::fmt;
 use std::time::Duration;
 
@@ -31,13 +32,13 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    words: Words,
+    object: Object,
 }
 
 impl Event {
     #[inline]
-    fn word(&self) -> &std::sync::atomic::AtomicU32 {
-        self.words.at(0)
+    fn word(&self) -> &FutexWord {
+        self.object.word(WORD)
     }
 
     /// Sets the flag and wakes every waiter. What the setter wrote before is visible to a
@@ -82,7 +83,7 @@ impl Region {
     ///
     /// As [`Region::lock`].
     pub fn event(&self, name: &str) -> Result<Event> {
-        let words = Words::open(self, name, &Spec::plain(Kind::Event), 0, |_| {})?;
-        Ok(Event { words })
+        let object = Object::open(self, name, &Spec::plain(Kind::Event), |_| {})?;
+        Ok(Event { object })
     }
 }

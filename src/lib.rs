@@ -5,14 +5,15 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("shmsync supports Linux only: it relies on shared futexes and memfd");
 
+/// The protocols, from their own crate (which forbids `unsafe` and has no dependencies).
+use shmsync_protocol as protocol;
+
 mod barrier;
 mod condition;
 mod error;
 mod event;
 mod int;
 mod lock;
-mod object;
-pub mod protocol;
 mod raw;
 mod region;
 mod rlock;
@@ -20,7 +21,6 @@ mod rwlock;
 mod semaphore;
 mod sys;
 mod value;
-pub mod word;
 
 pub use barrier::{Barrier, BrokenBarrier};
 pub use bytemuck::{Pod, Zeroable};
@@ -34,4 +34,4 @@ pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{BoundedSemaphore, Permit, Semaphore};
-pub use value::{Array, ArrayGuard, Value, ValueGuard};
+pub use value::{Array, ArrayGuard, DataGuard, Value, ValueGuard};

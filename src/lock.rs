@@ -1,87 +1,49 @@
 //! [`Lock`]: Python's `multiprocessing.Lock`, as one futex word in a region.
 
-use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
-use crate::protocol::Block;
-use crate::protocol::mutex::{self, Outcome};
-use crate::region::{Inner, Kind, Region, Spec};
-use crate::sys;
+use crate::error::{Error, Got, LockError, Result, TryLockError};
+use crate::protocol::mutex;
+use crate::protocol::{Block, Word};
+use crate::region::{Hold, Kind, Object, Region, Spec, layout};
+use crate::sys::FutexWord;
 use std::fmt;
-use std::ptr::NonNull;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-/// What a guard needs to end its hold: the token it was taken with, and the fork generation
-/// it was taken in (a forked child's copy of the guard must leave the parent's lock alone).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Hold {
-    pub(crate) token: u32,
-    generation: u32,
-}
-
-impl Hold {
-    /// A hold taken with `token` in fork generation `generation`.
-    #[inline]
-    pub(crate) fn new(token: u32, generation: u32) -> Hold {
-        Hold { token, generation }
-    }
-
-    /// Whether the hold belongs to this process (it was not inherited through a fork).
-    #[inline]
-    pub(crate) fn is_ours(self) -> bool {
-        sys::fork_generation() == self.generation
-    }
-}
-
-/// A lock word in a region, kept alive by a reference to the mapping. Shared by [`Lock`],
-/// [`DataLock`] and the locked [`Value`](crate::Value) and [`Array`](crate::Array).
+/// A lock word in a region: the first word of a [`Lock`], [`Value`](crate::Value) or
+/// [`Array`](crate::Array) object. Shared by [`Lock`], [`DataLock`] and the locked cells.
 #[derive(Clone)]
 pub(crate) struct RawLock {
-    region: Arc<Inner>,
-    word: NonNull<AtomicU32>,
+    object: Object,
 }
 
-// SAFETY: `word` points into the mapping owned by `region`, which lives as long as this value;
-// the word is only ever accessed atomically, from any thread.
-unsafe impl Send for RawLock {}
-// SAFETY: as above: shared access is atomic.
-unsafe impl Sync for RawLock {}
+// The lock word is at the same place in every object that has one.
+const _: () = assert!(layout::lock::WORD == 0 && layout::locked::LOCK == 0);
 
 impl RawLock {
-    /// The lock word at `offset` of `region` (a validated, 4-aligned offset inside it).
-    pub(crate) fn new(region: Arc<Inner>, offset: usize) -> RawLock {
-        let word = NonNull::from(region.u32_at(offset));
-        RawLock { region, word }
-    }
-
-    /// Writes an unlocked word at `ptr`, the start of a fresh object.
-    pub(crate) fn init(ptr: *mut u8) {
-        // SAFETY: `ptr` is the 128-byte-aligned start of a fresh object inside the mapping,
-        // handed to us by the directory before the object is published.
-        unsafe { AtomicU32::from_ptr(ptr.cast()) }.store(mutex::UNLOCKED, Relaxed);
+    /// The lock whose word starts `object`.
+    pub(crate) fn new(object: Object) -> RawLock {
+        RawLock { object }
     }
 
     #[inline]
-    pub(crate) fn word(&self) -> &AtomicU32 {
-        // SAFETY: the pointer came from a live `&AtomicU32` into the mapping, and `self.region`
-        // keeps the mapping alive for at least as long as `self`.
-        unsafe { self.word.as_ref() }
+    pub(crate) fn word(&self) -> &FutexWord {
+        self.object.word(layout::lock::WORD)
     }
 
     /// Acquires with this process's token; returns the outcome and the hold to release.
     #[inline]
-    pub(crate) fn acquire(&self, block: Block) -> (Outcome, Hold) {
-        let hold = self.region.hold();
-        (
-            mutex::lock(self.word(), hold.token, block, &*self.region),
-            hold,
-        )
+    pub(crate) fn acquire(&self, block: Block) -> (Got, Hold) {
+        let region = self.object.region();
+        let hold = region.hold();
+        let outcome = mutex::lock(self.word(), hold.token, block, region);
+        (outcome.into(), hold)
     }
 
     /// Releases, whoever holds the lock (Python's `Lock.release()`).
     #[inline]
     pub(crate) fn release(&self) -> Result<()> {
-        mutex::unlock(self.word(), self.region.token()).map_err(|mutex::NotLocked| Error::NotLocked)
+        mutex::unlock(self.word(), self.object.region().token())
+            .map_err(|mutex::NotLocked| Error::NotLocked)
     }
 
     /// Releases `hold`, unless this is a forked child of the process that took it: the child's
@@ -105,19 +67,15 @@ impl RawLock {
     pub(crate) fn holder(&self) -> Option<u32> {
         match mutex::holder(self.state()) {
             0 => None,
-            token => self.region.pid_of(token),
+            token => self.object.region().pid_of(token),
         }
     }
 
     /// `lock()` for every handle: blocks, then wraps the guard the way every lock reports.
     #[inline]
     pub(crate) fn lock_with<G>(&self, guard: impl FnOnce(Hold) -> G) -> Result<G, LockError<G>> {
-        match self.acquire(Block::Forever) {
-            (Outcome::Acquired, hold) => Ok(guard(hold)),
-            (Outcome::OwnerDied, hold) => Err(LockError::OwnerDied(OwnerDied::new(guard(hold)))),
-            // A wait without a deadline never ends `Busy`.
-            (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
-        }
+        let (got, hold) = self.acquire(Block::Forever);
+        got.blocking(|| guard(hold))
     }
 
     /// `try_lock()` / `try_lock_for()` for every handle.
@@ -127,13 +85,52 @@ impl RawLock {
         block: Block,
         guard: impl FnOnce(Hold) -> G,
     ) -> Result<G, TryLockError<G>> {
-        match self.acquire(block) {
-            (Outcome::Acquired, hold) => Ok(guard(hold)),
-            (Outcome::OwnerDied, hold) => Err(TryLockError::OwnerDied(OwnerDied::new(guard(hold)))),
-            (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
-            (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
-        }
+        let (got, hold) = self.acquire(block);
+        got.trying(|| guard(hold))
     }
+}
+
+/// The guard-based acquires of [`Lock`] and [`DataLock`], on their `raw` lock.
+macro_rules! guard_methods {
+    () => {
+        /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
+        ///
+        /// # Errors
+        ///
+        /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the lock is
+        /// taken over and the guard is inside; repair the protected state and call
+        /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
+        /// dropped. [`LockError::NotRecoverable`] if that already happened.
+        #[inline]
+        pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+            self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
+        }
+
+        /// Tries once to acquire the lock.
+        ///
+        /// # Errors
+        ///
+        /// [`TryLockError::WouldBlock`] if it is held.
+        #[inline]
+        pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+            self.raw
+                .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))
+        }
+
+        /// Tries to acquire the lock until `timeout` has passed.
+        ///
+        /// # Errors
+        ///
+        /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
+        pub fn try_lock_for(
+            &self,
+            timeout: Duration,
+        ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+            self.raw.try_lock_with(Block::after(timeout), |hold| {
+                LockGuard::new(&self.raw, hold)
+            })
+        }
+    };
 }
 
 /// The queries every lock handle answers, on its word.
@@ -172,9 +169,9 @@ pub(crate) use lock_queries;
 /// acquirers spin briefly, then sleep on a shared futex until a release wakes them.
 ///
 /// Get one with [`Region::lock`]. Handles are cheap to clone, `Send + Sync`, and keep the
-/// region mapped. The guard-based methods ([`lock`](DataLock::lock),
-/// [`try_lock`](DataLock::try_lock), [`try_lock_for`](DataLock::try_lock_for),
-/// [`is_locked`](DataLock::is_locked)) are those of [`DataLock`], reached through `Deref`.
+/// region mapped. Besides Python's [`acquire`](Lock::acquire) and [`release`](Lock::release),
+/// it has the guard-based [`lock`](Lock::lock), [`try_lock`](Lock::try_lock) and
+/// [`try_lock_for`](Lock::try_lock_for) of a [`DataLock`].
 ///
 /// # Examples
 ///
@@ -200,7 +197,7 @@ pub(crate) use lock_queries;
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    guarded: DataLock,
+    raw: RawLock,
 }
 
 impl Lock {
@@ -215,8 +212,7 @@ impl Lock {
     /// once ([`is_unrecoverable`](DataLock::is_unrecoverable)).
     #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.guarded
-            .raw
+        self.raw
             .acquire(Block::from_python(block, timeout))
             .0
             .acquired()
@@ -229,7 +225,7 @@ impl Lock {
     /// [`Error::NotLocked`] if the lock was not held (Python raises `ValueError`).
     #[inline]
     pub fn release(&self) -> Result<()> {
-        self.guarded.raw.release()
+        self.raw.release()
     }
 
     /// Declares the state protected by a lock taken over from a dead holder repaired, for
@@ -244,18 +240,15 @@ impl Lock {
         if !self.is_locked() {
             return Err(Error::NotLocked);
         }
-        self.guarded.raw.mark_consistent();
+        self.raw.mark_consistent();
         Ok(())
     }
-}
 
-impl std::ops::Deref for Lock {
-    type Target = DataLock;
+    guard_methods!();
+    lock_queries!();
 
-    /// A `Lock` is a [`DataLock`] that may also be acquired and released without a guard:
-    /// `lock()`, `try_lock()`, `try_lock_for()` and `is_locked()` come from there.
-    fn deref(&self) -> &DataLock {
-        &self.guarded
+    pub(crate) fn raw(&self) -> &RawLock {
+        &self.raw
     }
 }
 
@@ -300,43 +293,7 @@ impl DataLock {
         DataLock { raw }
     }
 
-    /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the lock is
-    /// taken over and the guard is inside; repair the protected state and call
-    /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
-    /// dropped. [`LockError::NotRecoverable`] if that already happened.
-    #[inline]
-    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
-    }
-
-    /// Tries once to acquire the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it is held.
-    #[inline]
-    pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw
-            .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))
-    }
-
-    /// Tries to acquire the lock until `timeout` has passed.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-        self.raw.try_lock_with(Block::after(timeout), |hold| {
-            LockGuard::new(&self.raw, hold)
-        })
-    }
+    guard_methods!();
 
     pub(crate) fn raw(&self) -> &RawLock {
         &self.raw
@@ -375,10 +332,9 @@ impl<'a> LockGuard<'a> {
         self.lock.mark_consistent();
     }
 
-    /// Whether this guard holds the word at `word` (used to check guards handed to
-    /// `Value::get_mut`).
-    pub(crate) fn holds(&self, word: NonNull<AtomicU32>) -> bool {
-        self.lock.word == word
+    /// Whether this guard holds `lock` (used to check guards handed to `Value::get_mut`).
+    pub(crate) fn holds(&self, lock: &RawLock) -> bool {
+        self.lock.object.same(&lock.object)
     }
 }
 
@@ -405,10 +361,9 @@ impl Region {
     /// [`Error::InvalidName`], [`Error::Mismatch`] if `name` holds another kind of object,
     /// [`Error::DirectoryFull`], [`Error::OutOfSpace`], or [`Error::Corrupt`].
     pub fn lock(&self, name: &str) -> Result<Lock> {
-        self.inner.ensure_registered()?;
-        let offset = self.object(name, &Spec::plain(Kind::Lock), RawLock::init)?;
+        let object = Object::open(self, name, &Spec::plain(Kind::Lock), |_| {})?;
         Ok(Lock {
-            guarded: DataLock::new(RawLock::new(self.inner.clone(), offset)),
+            raw: RawLock::new(object),
         })
     }
 }

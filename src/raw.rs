@@ -2,11 +2,11 @@
 
 use crate::error::Result;
 use crate::int::AtomicInt;
-use crate::region::{Inner, Kind, Region, Spec};
+use crate::region::{Kind, Object, Region, Spec};
+use crate::value::cell;
 use bytemuck::Pod;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 /// A `T` in a region with no lock: Python's `Value(..., lock=False)`.
 ///
@@ -25,12 +25,12 @@ use std::sync::Arc;
 /// # Ok::<(), shmsync::Error>(())
 /// ```
 pub struct RawValue<T> {
-    _region: Arc<Inner>,
+    _object: Object,
     data: NonNull<T>,
 }
 
 // SAFETY: the data is reached only through atomics (for `AtomicInt`) or through `unsafe`
-// methods whose callers rule out races; the mapping lives as long as `_region`.
+// methods whose callers rule out races; the mapping lives as long as `_object`.
 unsafe impl<T: Send> Send for RawValue<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for RawValue<T> {}
@@ -38,7 +38,7 @@ unsafe impl<T: Send> Sync for RawValue<T> {}
 impl<T> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
-            _region: self._region.clone(),
+            _object: self._object.clone(),
             data: self.data,
         }
     }
@@ -132,7 +132,7 @@ impl<T: AtomicInt> fmt::Debug for RawValue<T> {
 /// # Ok::<(), shmsync::Error>(())
 /// ```
 pub struct RawArray<T> {
-    _region: Arc<Inner>,
+    _object: Object,
     data: NonNull<T>,
     len: usize,
 }
@@ -145,7 +145,7 @@ unsafe impl<T: Send> Sync for RawArray<T> {}
 impl<T> Clone for RawArray<T> {
     fn clone(&self) -> Self {
         RawArray {
-            _region: self._region.clone(),
+            _object: self._object.clone(),
             data: self.data,
             len: self.len,
         }
@@ -268,14 +268,10 @@ impl Region {
     ///
     /// As [`Region::value`].
     pub fn raw_value<T: Pod>(&self, name: &str, init: T) -> Result<RawValue<T>> {
-        let spec = Spec::of::<T>(Kind::RawValue, 1);
-        let offset = self.object(name, &spec, |ptr| {
-            // SAFETY: a fresh object, aligned for `T`, with room for one `T`.
-            unsafe { ptr.cast::<T>().write(init) }
-        })?;
+        let (object, data) = cell(self, name, Spec::of::<T>(Kind::RawValue, 1), &[init])?;
         Ok(RawValue {
-            data: NonNull::new(self.inner.ptr(offset).cast()).expect("mapped"),
-            _region: self.inner.clone(),
+            _object: object,
+            data,
         })
     }
 
@@ -286,14 +282,10 @@ impl Region {
     ///
     /// As [`Region::array`].
     pub fn raw_array<T: Pod>(&self, name: &str, init: &[T]) -> Result<RawArray<T>> {
-        let spec = Spec::of::<T>(Kind::RawArray, init.len());
-        let offset = self.object(name, &spec, |ptr| {
-            // SAFETY: a fresh object, aligned for `T`, with room for `init.len()` elements.
-            unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), ptr.cast::<T>(), init.len()) }
-        })?;
+        let (object, data) = cell(self, name, Spec::of::<T>(Kind::RawArray, init.len()), init)?;
         Ok(RawArray {
-            data: NonNull::new(self.inner.ptr(offset).cast()).expect("mapped"),
-            _region: self.inner.clone(),
+            _object: object,
+            data,
             len: init.len(),
         })
     }

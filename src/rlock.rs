@@ -1,24 +1,16 @@
 //! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
 
-use crate::error::{Error, LockError, OwnerDied, Result, TryLockError};
-use crate::lock::Hold;
-use crate::protocol::Block;
-use crate::protocol::mutex::{self, Outcome};
-use crate::protocol::rmutex::{RError, RMutex};
-use crate::region::{Inner, Kind, Region, Spec};
-use crate::sys;
+use crate::error::{Error, Got, LockError, Result, TryLockError};
+use crate::protocol::mutex;
+use crate::protocol::rmutex::RMutex;
+use crate::protocol::{Block, Word};
+use crate::region::layout::rlock::{COUNT, LOCK, OWNER_TID, OWNER_TOKEN};
+use crate::region::{Hold, Inner, Kind, Object, Region, Spec};
+use crate::sys::{self, FutexWord};
 use std::fmt;
 use std::marker::PhantomData;
-use std::ptr::NonNull;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-
-// Word offsets inside an RLock object.
-const LOCK: usize = 0;
-const OWNER_TID: usize = 4;
-const COUNT: usize = 8;
-const OWNER_TOKEN: usize = 12;
 
 /// A re-entrant lock shared between processes: Python's `multiprocessing.RLock`.
 ///
@@ -44,15 +36,10 @@ const OWNER_TOKEN: usize = 12;
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    region: Arc<Inner>,
-    base: NonNull<AtomicU32>,
+    /// An object whose first words are an RLock's (an RLock, or a condition with its own
+    /// lock).
+    object: Object,
 }
-
-// SAFETY: `base` points at four words inside the mapping that `region` keeps alive; they are
-// only ever accessed atomically, from any thread.
-unsafe impl Send for RLock {}
-// SAFETY: as above.
-unsafe impl Sync for RLock {}
 
 /// Who holds an [`RLock`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,34 +51,35 @@ pub struct Owner {
 }
 
 impl RLock {
-    /// The RLock whose four words start at `base` (a 128-byte-aligned object of `region`, at
-    /// least 16 bytes long): a [`Condition`](crate::Condition)'s lock.
-    pub(crate) fn from_words(region: Arc<Inner>, base: NonNull<AtomicU32>) -> RLock {
-        RLock { region, base }
+    /// The RLock whose words start `object` (an RLock, or a
+    /// [`Condition`](crate::Condition) with its own lock: see
+    /// [`layout::condition::RLOCK`](crate::region::layout::condition::RLOCK)).
+    pub(crate) fn new(object: Object) -> RLock {
+        RLock { object }
     }
 
     /// The protocol view of the lock (for a [`Condition`](crate::Condition)).
-    pub(crate) fn rmutex(&self) -> RMutex<'_, AtomicU32> {
+    pub(crate) fn rmutex(&self) -> RMutex<'_, FutexWord> {
         self.words()
     }
 
+    #[inline]
     pub(crate) fn region(&self) -> &Inner {
-        &self.region
+        self.object.region()
     }
 
-    fn at(&self, offset: usize) -> &AtomicU32 {
-        // SAFETY: the object is at least 16 bytes (the directory checked its size), `base` is
-        // 128-byte aligned, so `base + offset` for offset ≤ 12 is an aligned word inside it,
-        // and `region` keeps the mapping alive.
-        unsafe { &*self.base.as_ptr().byte_add(offset) }
+    #[inline]
+    fn at(&self, offset: usize) -> &FutexWord {
+        self.object.word(offset)
     }
 
     #[cfg(test)]
-    pub(crate) fn count_word(&self) -> &AtomicU32 {
+    pub(crate) fn count_word(&self) -> &FutexWord {
         self.at(COUNT)
     }
 
-    fn words(&self) -> RMutex<'_, AtomicU32> {
+    #[inline]
+    fn words(&self) -> RMutex<'_, FutexWord> {
         RMutex {
             lock: self.at(LOCK),
             owner: self.at(OWNER_TID),
@@ -103,18 +91,19 @@ impl RLock {
     /// Enters as the calling thread; returns the outcome and the hold (token and fork
     /// generation) it was taken with.
     #[inline]
-    fn enter(&self, block: Block) -> (Outcome, Hold) {
+    fn enter(&self, block: Block) -> (Got, Hold) {
         let (_, tid) = sys::ids();
-        let hold = self.region.hold();
+        let region = self.region();
+        let hold = region.hold();
         let token = hold.token;
-        match self.words().acquire(tid, token, block, &*self.region) {
-            Ok(outcome) => (outcome, hold),
+        match self.words().acquire(tid, token, block, region) {
+            Ok(outcome) => (outcome.into(), hold),
             // The count cannot go past u32::MAX (in practice only a count word damaged by
             // another process gets there): the lock cannot be entered again, which a bounded
             // acquire reports as busy and an unbounded one as unrecoverable (never a panic, and
             // never a wait that cannot end).
-            Err(_) if block == Block::Forever => (Outcome::NotRecoverable, hold),
-            Err(_) => (Outcome::Busy, hold),
+            Err(_) if block == Block::Forever => (Got::NotRecoverable, hold),
+            Err(_) => (Got::WouldBlock, hold),
         }
     }
 
@@ -122,10 +111,7 @@ impl RLock {
     #[inline]
     fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
-        self.words().release(tid, token).map_err(|e| match e {
-            RError::NotOwner => Error::NotOwner,
-            RError::NotLocked | RError::CountOverflow => Error::NotLocked,
-        })
+        Ok(self.words().release(tid, token)?)
     }
 
     /// Acquires the lock, Python style (see [`Lock::acquire`](crate::Lock::acquire) for
@@ -148,7 +134,7 @@ impl RLock {
     /// (Python raises `RuntimeError` / `AssertionError`).
     #[inline]
     pub fn release(&self) -> Result<()> {
-        self.exit(self.region.token())
+        self.exit(self.region().token())
     }
 
     /// Declares the state protected by an RLock taken over from a dead owner repaired (for
@@ -182,13 +168,8 @@ impl RLock {
     /// times.
     #[inline]
     pub fn lock(&self) -> Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        match self.enter(Block::Forever) {
-            (Outcome::Acquired, hold) => Ok(RLockGuard::new(self, hold)),
-            (Outcome::OwnerDied, hold) => Err(LockError::OwnerDied(OwnerDied::new(
-                RLockGuard::new(self, hold),
-            ))),
-            (Outcome::NotRecoverable | Outcome::Busy, _) => Err(LockError::NotRecoverable),
-        }
+        let (got, hold) = self.enter(Block::Forever);
+        got.blocking(|| RLockGuard::new(self, hold))
     }
 
     /// Tries once to acquire the lock.
@@ -214,14 +195,8 @@ impl RLock {
     }
 
     fn try_with(&self, block: Block) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
-        match self.enter(block) {
-            (Outcome::Acquired, hold) => Ok(RLockGuard::new(self, hold)),
-            (Outcome::OwnerDied, hold) => Err(TryLockError::OwnerDied(OwnerDied::new(
-                RLockGuard::new(self, hold),
-            ))),
-            (Outcome::NotRecoverable, _) => Err(TryLockError::NotRecoverable),
-            (Outcome::Busy, _) => Err(TryLockError::WouldBlock),
-        }
+        let (got, hold) = self.enter(block);
+        got.trying(|| RLockGuard::new(self, hold))
     }
 
     /// Whether some thread owns the lock (a snapshot, right from any process).
@@ -256,7 +231,7 @@ impl RLock {
             let tid = self.at(OWNER_TID).load(Relaxed);
             let after = mutex::holder(self.at(LOCK).load(Relaxed));
             if before == after && tid != 0 {
-                let pid = self.region.pid_of(before)?;
+                let pid = self.region().pid_of(before)?;
                 return Some(Owner { pid, tid });
             }
             if after == 0 {
@@ -271,7 +246,7 @@ impl RLock {
     /// Whether the calling thread owns the lock.
     pub fn is_owned_by_current_thread(&self) -> bool {
         self.words().owner() == Some(sys::ids().1)
-            && self.region.current_token() == Some(mutex::holder(self.at(LOCK).load(Relaxed)))
+            && self.region().current_token() == Some(mutex::holder(self.at(LOCK).load(Relaxed)))
     }
 
     /// How many times the owner has acquired the lock (0 when unowned; a snapshot).
@@ -341,20 +316,7 @@ impl Region {
     ///
     /// As [`Region::lock`].
     pub fn rlock(&self, name: &str) -> Result<RLock> {
-        self.inner.ensure_registered()?;
-        let offset = self.object(name, &Spec::plain(Kind::RLock), |ptr| {
-            for i in 0..4 {
-                // SAFETY: a fresh, 128-byte-aligned object of at least 16 bytes inside the
-                // mapping, not yet published to anyone.
-                unsafe { AtomicU32::from_ptr(ptr.add(4 * i).cast()) }.store(0, Relaxed);
-            }
-        })?;
-        // From the raw mapping pointer, not from a `&AtomicU32` (whose provenance would cover
-        // only the first of the four words).
-        let base = NonNull::new(self.inner.ptr(offset).cast()).expect("mapped");
-        Ok(RLock {
-            region: self.inner.clone(),
-            base,
-        })
+        let object = Object::open(self, name, &Spec::plain(Kind::RLock), |_| {})?;
+        Ok(RLock::new(object))
     }
 }

@@ -1,22 +1,19 @@
 //! [`RwLock`]: a reader-writer lock over a `Pod` value in a region.
 
-use crate::error::{LockError, OwnerDied, Result, TryLockError};
-use crate::lock::Hold;
-use crate::object::{ENTRY_BYTES, LocalHolds, Words};
-use crate::protocol::Block;
+use crate::error::{Got, LockError, Result, TryLockError};
 use crate::protocol::holds::{EntryError, Holder, Unattributed};
 use crate::protocol::rwlock::{self as proto, BROKEN, Outcome, POISONED};
-use crate::region::{Kind, Region, Spec};
+use crate::protocol::{Block, Word};
+use crate::region::layout::rwlock::{FLAGS, STATE};
+use crate::region::{Hold, Kind, Object, Region, Spec};
+use crate::sys::{self, FutexWord};
 use bytemuck::Pod;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-
-const STATE: usize = 0;
-const FLAGS: usize = 4;
 
 /// A reader-writer lock shared between processes, over a `Pod` value `T` in the region (the
 /// process-shared `pthread_rwlock_t`, or Boost.Interprocess's `interprocess_sharable_mutex`).
@@ -62,7 +59,7 @@ const FLAGS: usize = 4;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RwLock<T> {
-    words: Words,
+    object: Object,
     /// The guards this process holds on the lock (see [`LocalHolds`]).
     local: Arc<LocalHolds>,
     data: usize,
@@ -72,7 +69,7 @@ pub struct RwLock<T> {
 impl<T> Clone for RwLock<T> {
     fn clone(&self) -> Self {
         RwLock {
-            words: self.words.clone(),
+            object: self.object.clone(),
             local: self.local.clone(),
             data: self.data,
             _type: PhantomData,
@@ -80,30 +77,8 @@ impl<T> Clone for RwLock<T> {
     }
 }
 
-/// What a blocking `read()` / `write()` returns for `outcome` (a wait without a deadline never
-/// ends `Busy`; a full hold table is reported as unrecoverable, being no reason to wait).
-#[inline]
-fn blocking<G>(outcome: Outcome, guard: impl FnOnce() -> G) -> Result<G, LockError<G>> {
-    match outcome {
-        Outcome::Acquired => Ok(guard()),
-        Outcome::Poisoned => Err(LockError::OwnerDied(OwnerDied::new(guard()))),
-        Outcome::Busy | Outcome::Broken | Outcome::Full => Err(LockError::NotRecoverable),
-    }
-}
-
-/// What a `try_*` acquire returns for `outcome`.
-#[inline]
-fn trying<G>(outcome: Outcome, guard: impl FnOnce() -> G) -> Result<G, TryLockError<G>> {
-    match outcome {
-        Outcome::Acquired => Ok(guard()),
-        Outcome::Poisoned => Err(TryLockError::OwnerDied(OwnerDied::new(guard()))),
-        Outcome::Busy | Outcome::Full => Err(TryLockError::WouldBlock),
-        Outcome::Broken => Err(TryLockError::NotRecoverable),
-    }
-}
-
 /// The lock's words, as the hold table sees them.
-struct Readers<'a>(proto::RwLock<'a, AtomicU32>);
+struct Readers<'a>(proto::RwLock<'a, FutexWord>);
 
 impl Holder for Readers<'_> {
     fn give_back(&self, n: u32) {
@@ -117,30 +92,91 @@ impl Holder for Readers<'_> {
     }
 }
 
+/// What this process holds of one object through guards, kept in process memory: the
+/// in-process check that a reader-writer lock never hands this process a write guard while it
+/// holds a read guard (or the reverse), whatever the shared words say. Another process, or a
+/// damaged file, can make the shared words lie (a hold table that gives back more read locks
+/// than its process held, a state word overwritten); without this check such a lie would let
+/// safe code in this process hold `&T` and `&mut T` to the same value at once.
+///
+/// The word is `fork generation << 32 | WRITER | readers`: a forked child, whose copies of the
+/// parent's guards are not its own, starts from nothing.
+#[derive(Debug, Default)]
+pub(crate) struct LocalHolds(AtomicU64);
+
+/// In [`LocalHolds`]: this process holds the write guard.
+const LOCAL_WRITER: u32 = 1 << 31;
+
+impl LocalHolds {
+    /// Applies `f` to this fork generation's count; returns the count before, or `None` (and
+    /// changes nothing) if `f` refuses.
+    fn update(&self, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
+        let generation = u64::from(sys::fork_generation());
+        let mut old = self.0.load(Relaxed);
+        loop {
+            let count = if old >> 32 == generation {
+                old as u32
+            } else {
+                0
+            };
+            let new = (generation << 32) | u64::from(f(count)?);
+            match self.0.compare_exchange_weak(old, new, Relaxed, Relaxed) {
+                Ok(_) => return Some(count),
+                Err(v) => old = v,
+            }
+        }
+    }
+
+    /// Records a read guard; `false` (nothing recorded) if this process holds the write guard.
+    #[inline]
+    pub(crate) fn add_reader(&self) -> bool {
+        self.update(|c| (c & LOCAL_WRITER == 0).then(|| c + 1))
+            .is_some()
+    }
+
+    /// Forgets a read guard.
+    #[inline]
+    pub(crate) fn remove_reader(&self) {
+        self.update(|c| Some((c & LOCAL_WRITER) | (c & !LOCAL_WRITER).saturating_sub(1)));
+    }
+
+    /// Records the write guard; `false` (nothing recorded) if this process holds any guard.
+    #[inline]
+    pub(crate) fn set_writer(&self) -> bool {
+        self.update(|c| (c == 0).then_some(LOCAL_WRITER)).is_some()
+    }
+
+    /// Forgets the write guard.
+    #[inline]
+    pub(crate) fn clear_writer(&self) {
+        self.update(|c| Some(c & !LOCAL_WRITER));
+    }
+}
+
 impl<T: Pod> RwLock<T> {
     #[inline]
-    fn proto(&self) -> proto::RwLock<'_, AtomicU32> {
+    fn proto(&self) -> proto::RwLock<'_, FutexWord> {
         proto::RwLock {
-            state: self.words.at(STATE),
-            flags: self.words.at(FLAGS),
+            state: self.object.word(STATE),
+            flags: self.object.word(FLAGS),
         }
     }
 
     fn reclaim(&self, block: Block) {
-        let me = self.words.region().token();
+        let me = self.object.region().token();
         let readers = Readers(self.proto());
         match block {
-            Block::Try => self.words.reclaim_now_and_then(me, &readers),
-            _ => self.words.reclaim(me, &readers),
+            Block::Try => self.object.reclaim_now_and_then(me, &readers),
+            _ => self.object.reclaim(me, &readers),
         }
     }
 
     #[inline]
     fn read_with(&self, block: Block) -> (Outcome, Hold) {
-        let region = self.words.region();
+        let region = self.object.region();
         let hold = region.hold();
         let lock = self.proto();
-        let outcome = match self.words.entry_of(hold) {
+        let outcome = match self.object.entry_of(hold) {
             Some(entry) => {
                 match entry.own_within(hold.token, block, region, &Readers(self.proto())) {
                     Ok(()) => lock.read(&entry, block, region, || self.reclaim(block)),
@@ -168,7 +204,7 @@ impl<T: Pod> RwLock<T> {
     /// Gives back a read lock taken with `hold` (shared word and hold table).
     #[inline]
     fn unlock_read(&self, hold: Hold) {
-        let entry = self.words.entry_of(hold);
+        let entry = self.object.entry_of(hold);
         if let Some(entry) = &entry {
             entry.begin_give();
         }
@@ -180,7 +216,7 @@ impl<T: Pod> RwLock<T> {
 
     #[inline]
     fn write_with(&self, block: Block) -> (Outcome, Hold) {
-        let region = self.words.region();
+        let region = self.object.region();
         let hold = region.hold();
         let outcome = match self
             .proto()
@@ -207,7 +243,7 @@ impl<T: Pod> RwLock<T> {
     #[inline]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, LockError<RwLockReadGuard<'_, T>>> {
         let (outcome, hold) = self.read_with(Block::Forever);
-        blocking(outcome, || RwLockReadGuard { lock: self, hold })
+        Got::from(outcome).blocking(|| RwLockReadGuard { lock: self, hold })
     }
 
     /// Takes a read lock if no writer holds or waits for it now.
@@ -239,7 +275,7 @@ impl<T: Pod> RwLock<T> {
         block: Block,
     ) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
         let (outcome, hold) = self.read_with(block);
-        trying(outcome, || RwLockReadGuard { lock: self, hold })
+        Got::from(outcome).trying(|| RwLockReadGuard { lock: self, hold })
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -252,7 +288,7 @@ impl<T: Pod> RwLock<T> {
     #[inline]
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>, LockError<RwLockWriteGuard<'_, T>>> {
         let (outcome, hold) = self.write_with(Block::Forever);
-        blocking(outcome, || RwLockWriteGuard { lock: self, hold })
+        Got::from(outcome).blocking(|| RwLockWriteGuard { lock: self, hold })
     }
 
     /// Takes the write lock if nobody holds the lock now.
@@ -285,32 +321,32 @@ impl<T: Pod> RwLock<T> {
         block: Block,
     ) -> Result<RwLockWriteGuard<'_, T>, TryLockError<RwLockWriteGuard<'_, T>>> {
         let (outcome, hold) = self.write_with(block);
-        trying(outcome, || RwLockWriteGuard { lock: self, hold })
+        Got::from(outcome).trying(|| RwLockWriteGuard { lock: self, hold })
     }
 
     /// Whether a writer died holding the lock and nobody marked it consistent since.
     pub fn is_poisoned(&self) -> bool {
-        self.words.at(FLAGS).load(Relaxed) & POISONED != 0
+        self.object.word(FLAGS).load(Relaxed) & POISONED != 0
     }
 
     /// Whether the lock is broken (see the type's docs).
     pub fn is_broken(&self) -> bool {
-        self.words.at(FLAGS).load(Relaxed) & BROKEN != 0
+        self.object.word(FLAGS).load(Relaxed) & BROKEN != 0
     }
 
     /// Readers holding the lock now (a snapshot).
     pub fn readers(&self) -> u32 {
-        proto::readers(self.words.at(STATE).load(Relaxed))
+        proto::readers(self.object.word(STATE).load(Relaxed))
     }
 
     /// Whether a writer holds the lock now (a snapshot).
     pub fn is_write_locked(&self) -> bool {
-        proto::is_write_locked(self.words.at(STATE).load(Relaxed))
+        proto::is_write_locked(self.object.word(STATE).load(Relaxed))
     }
 
     #[inline]
     fn data(&self) -> *mut T {
-        self.words.ptr(self.data).cast()
+        self.object.ptr(self.data).cast()
     }
 }
 
@@ -425,17 +461,14 @@ impl Region {
     /// [`Error::Mismatch`](crate::Error::Mismatch) if `name` holds another kind of object or
     /// another type; otherwise as [`Region::lock`].
     pub fn rwlock<T: Pod>(&self, name: &str, init: T) -> Result<RwLock<T>> {
-        let entries = self.inner.process_slots();
-        let spec = Spec::of::<T>(Kind::RwLock, 1).with_table(entries * ENTRY_BYTES);
+        let spec = Spec::of::<T>(Kind::RwLock, 1).with_holds(self.inner.process_slots());
         let data = spec.data_offset();
-        let words = Words::open(self, name, &spec, entries, |fresh| {
-            // SAFETY: the directory reserved room for a `T` at `data` (aligned for it) in the
-            // fresh object, which nobody else can see yet.
-            unsafe { fresh.ptr(data).cast::<T>().write(init) };
+        let object = Object::open(self, name, &spec, |fresh| {
+            fresh.write_bytes(data, bytemuck::bytes_of(&init));
         })?;
         Ok(RwLock {
-            local: self.inner.local_holds(words.offset()),
-            words,
+            local: self.inner.local::<LocalHolds>(object.offset()),
+            object,
             data,
             _type: PhantomData,
         })

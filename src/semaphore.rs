@@ -2,20 +2,15 @@
 //! word in a region, with RAII [`Permit`]s that come back when their process dies.
 
 use crate::error::{Error, Result};
-use crate::lock::Hold;
-use crate::object::{ENTRY_BYTES, Words};
-use crate::protocol::Block;
 use crate::protocol::holds::{EntryError, Holder, Unattributed};
 use crate::protocol::semaphore::{self as proto, Acquired, MAX_VALUE, ReleaseError};
-use crate::region::{Kind, Region, Spec};
+use crate::protocol::{Block, Word};
+use crate::region::layout::semaphore::{BOUND, SLEEPERS, VALUE};
+use crate::region::{Hold, Kind, Object, Region, Spec};
+use crate::sys::FutexWord;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-
-// Word offsets inside a semaphore object; the hold table starts at 16.
-const VALUE: usize = 0;
-const SLEEPERS: usize = 4;
-const BOUND: usize = 8;
 
 /// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
 ///
@@ -53,7 +48,7 @@ const BOUND: usize = 8;
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    words: Words,
+    object: Object,
     /// The most permits `release` may make: the initial value for a bounded semaphore.
     bound: u32,
     kind: &'static str,
@@ -65,7 +60,8 @@ pub struct Semaphore {
 /// Releasing it more times than it was acquired fails with [`Error::AboveBound`] (Python raises
 /// `ValueError`). The check and the increment are one compare-exchange, so two racing releases
 /// can never both pass it (Python checks and increments in two steps). Everything else is as
-/// [`Semaphore`], which it dereferences to.
+/// [`Semaphore`] (whose methods it has, and [`as_semaphore`](BoundedSemaphore::as_semaphore)
+/// gives).
 ///
 /// # Examples
 ///
@@ -80,16 +76,89 @@ pub struct Semaphore {
 #[derive(Clone)]
 pub struct BoundedSemaphore(Semaphore);
 
-impl std::ops::Deref for BoundedSemaphore {
-    type Target = Semaphore;
-    fn deref(&self) -> &Semaphore {
+impl BoundedSemaphore {
+    /// The semaphore itself (for code written against [`Semaphore`]).
+    pub fn as_semaphore(&self) -> &Semaphore {
         &self.0
+    }
+
+    /// As [`Semaphore::acquire`].
+    #[inline]
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
+        self.0.acquire(block, timeout)
+    }
+
+    /// As [`Semaphore::release`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AboveBound`] if the count would pass the initial value (Python raises
+    /// `ValueError`); [`Error::Broken`] if the semaphore is broken.
+    #[inline]
+    pub fn release(&self) -> Result<()> {
+        self.0.release()
+    }
+
+    /// As [`Semaphore::release_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`release`](BoundedSemaphore::release); nothing is released then.
+    pub fn release_many(&self, n: u32) -> Result<()> {
+        self.0.release_many(n)
+    }
+
+    /// As [`Semaphore::value`].
+    pub fn value(&self) -> u32 {
+        self.0.value()
+    }
+
+    /// As [`Semaphore::repair`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AboveBound`] if `value` is above the initial value.
+    pub fn repair(&self, value: u32) -> Result<()> {
+        self.0.repair(value)
+    }
+
+    /// As [`Semaphore::is_broken`].
+    pub fn is_broken(&self) -> bool {
+        self.0.is_broken()
+    }
+
+    /// As [`Semaphore::permit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::permit`].
+    #[inline]
+    pub fn permit(&self) -> Result<Permit<'_>> {
+        self.0.permit()
+    }
+
+    /// As [`Semaphore::try_permit`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::try_permit`].
+    pub fn try_permit(&self) -> Result<Permit<'_>> {
+        self.0.try_permit()
+    }
+
+    /// As [`Semaphore::try_permit_for`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::try_permit_for`].
+    pub fn try_permit_for(&self, timeout: Duration) -> Result<Permit<'_>> {
+        self.0.try_permit_for(timeout)
     }
 }
 
 /// The words of the semaphore and its bound, as the hold table sees them.
 struct Counter<'a> {
-    sem: proto::Semaphore<'a, AtomicU32>,
+    sem: proto::Semaphore<'a, FutexWord>,
     bound: u32,
 }
 
@@ -110,8 +179,8 @@ impl Semaphore {
     fn counter(&self) -> Counter<'_> {
         Counter {
             sem: proto::Semaphore {
-                value: self.words.at(VALUE),
-                sleepers: self.words.at(SLEEPERS),
+                value: self.object.word(VALUE),
+                sleepers: self.object.word(SLEEPERS),
             },
             bound: self.bound,
         }
@@ -137,13 +206,13 @@ impl Semaphore {
         block: Block,
     ) -> Acquired {
         let counter = self.counter();
-        let region = self.words.region();
+        let region = self.object.region();
         let me = region.token();
         counter
             .sem
             .acquire(attribution, block, region, || match block {
-                Block::Try => self.words.reclaim_now_and_then(me, &counter),
-                _ => self.words.reclaim(me, &counter),
+                Block::Try => self.object.reclaim_now_and_then(me, &counter),
+                _ => self.object.reclaim(me, &counter),
             })
     }
 
@@ -203,8 +272,8 @@ impl Semaphore {
         if value > self.bound {
             return Err(Error::AboveBound { bound: self.bound });
         }
-        let region = self.words.region();
-        self.words.forget_dead(region.token());
+        let region = self.object.region();
+        self.object.forget_dead(region.token());
         self.counter().sem.reset(value);
         Ok(())
     }
@@ -246,9 +315,9 @@ impl Semaphore {
 
     #[inline]
     fn permit_with(&self, block: Block) -> Result<Permit<'_>> {
-        let region = self.words.region();
+        let region = self.object.region();
         let hold = region.hold();
-        let outcome = match self.words.entry_of(hold) {
+        let outcome = match self.object.entry_of(hold) {
             Some(entry) => {
                 match entry.own_within(hold.token, block, region, &self.counter()) {
                     Ok(()) => {}
@@ -301,7 +370,7 @@ impl Drop for Permit<'_> {
         if !self.hold.is_ours() {
             return;
         }
-        let entry = self.sem.words.entry_of(self.hold);
+        let entry = self.sem.object.entry_of(self.hold);
         if let Some(entry) = &entry {
             entry.begin_give();
         }
@@ -327,20 +396,19 @@ impl Region {
                 "a semaphore counts at most {MAX_VALUE} permits, not {value}"
             )));
         }
-        let entries = self.inner.process_slots();
-        let spec = Spec::plain_with(kind, 0, entries * ENTRY_BYTES);
+        let spec = Spec::plain(kind).with_holds(self.inner.process_slots());
         let bounded = kind == Kind::BoundedSemaphore;
-        let words = crate::object::Words::open(self, name, &spec, entries, |fresh| {
-            fresh.at(VALUE).store(value, Relaxed);
+        let object = Object::open(self, name, &spec, |fresh| {
+            fresh.word(VALUE).store(value, Relaxed);
             fresh
-                .at(BOUND)
+                .word(BOUND)
                 .store(if bounded { value } else { MAX_VALUE }, Relaxed);
         })?;
         // The bound another process wrote: untrusted, but any value is safe (it only decides
         // when `release` fails).
-        let bound = words.at(BOUND).load(Relaxed).min(MAX_VALUE);
+        let bound = object.word(BOUND).load(Relaxed).min(MAX_VALUE);
         Ok(Semaphore {
-            words,
+            object,
             bound,
             kind: if bounded {
                 "BoundedSemaphore"

@@ -3,9 +3,9 @@
 
 use crate::error::{Error, LockError, Result, TryLockError};
 use crate::int::AtomicInt;
-use crate::lock::{DataLock, Hold, LockGuard, RawLock, lock_queries};
+use crate::lock::{DataLock, LockGuard, RawLock, lock_queries};
 use crate::protocol::Block;
-use crate::region::{Kind, Region, Spec};
+use crate::region::{Fresh, Hold, Kind, Object, Region, Spec};
 use bytemuck::Pod;
 use std::fmt;
 use std::marker::PhantomData;
@@ -40,65 +40,149 @@ use std::time::Duration;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Value<T> {
-    lock: RawLock,
-    data: NonNull<T>,
-    _type: PhantomData<T>,
+    cell: Locked<T>,
 }
-
-// SAFETY: the value is only reached through guards of its lock, which give one thread at a time
-// access; moving or sharing the handle between threads is like sharing a `Mutex<T>`, which needs
-// `T: Send`. The mapping stays alive through `lock`'s reference to the region.
-unsafe impl<T: Send> Send for Value<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Value<T> {}
 
 impl<T> Clone for Value<T> {
     fn clone(&self) -> Self {
         Value {
-            lock: self.lock.clone(),
-            data: self.data,
-            _type: PhantomData,
+            cell: self.cell.clone(),
         }
     }
 }
 
-impl<T: Pod> Value<T> {
-    /// Acquires the value's lock, blocking as long as it takes; the guard derefs to the value.
-    ///
-    /// # Errors
-    ///
-    /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the guard is
-    /// inside; repair the value and call [`ValueGuard::mark_consistent`], or the lock becomes
-    /// unrecoverable when the guard is dropped. [`LockError::NotRecoverable`] after that.
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.lock.lock_with(|hold| ValueGuard { value: self, hold })
+/// What [`Value`] and [`Array`] share: a lock word, and the data after it (a `T` or a `[T]`),
+/// reached only through guards of that lock.
+struct Locked<S: ?Sized> {
+    lock: RawLock,
+    data: NonNull<S>,
+}
+
+// SAFETY: the data is only reached through guards of its lock, which give one thread at a time
+// access; moving or sharing the handle between threads is like sharing a `Mutex<S>`, which needs
+// `S: Send`. The mapping stays alive through `lock`'s reference to the region.
+unsafe impl<S: ?Sized + Send> Send for Locked<S> {}
+// SAFETY: as above.
+unsafe impl<S: ?Sized + Send> Sync for Locked<S> {}
+
+impl<S: ?Sized> Clone for Locked<S> {
+    fn clone(&self) -> Self {
+        Locked {
+            lock: self.lock.clone(),
+            data: self.data,
+        }
+    }
+}
+
+impl<S: ?Sized> Locked<S> {
+    /// The cell of `object`, whose data is at `data` (inside the object, aligned for it, and
+    /// valid for any bytes).
+    fn new(object: Object, data: NonNull<S>) -> Locked<S> {
+        Locked {
+            lock: RawLock::new(object),
+            data,
+        }
     }
 
-    /// Tries once to acquire the value's lock.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it is held.
-    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        self.lock
-            .try_lock_with(Block::Try, |hold| ValueGuard { value: self, hold })
+    #[inline]
+    fn guard(&self, hold: Hold) -> DataGuard<'_, S> {
+        DataGuard {
+            lock: &self.lock,
+            data: self.data,
+            hold,
+            _borrow: PhantomData,
+        }
     }
 
-    /// Tries to acquire the value's lock until `timeout` has passed.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
-    pub fn try_lock_for(
+    #[inline]
+    fn lock(&self) -> Result<DataGuard<'_, S>, LockError<DataGuard<'_, S>>> {
+        self.lock.lock_with(|hold| self.guard(hold))
+    }
+
+    #[inline]
+    fn try_lock_within(
         &self,
-        timeout: Duration,
-    ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        self.lock
-            .try_lock_with(Block::after(timeout), |hold| ValueGuard {
-                value: self,
-                hold,
-            })
+        block: Block,
+    ) -> Result<DataGuard<'_, S>, TryLockError<DataGuard<'_, S>>> {
+        self.lock.try_lock_with(block, |hold| self.guard(hold))
     }
+
+    fn get_lock(&self) -> DataLock {
+        DataLock::new(self.lock.clone())
+    }
+
+    fn get_mut<'g>(&'g self, guard: &'g mut LockGuard<'_>) -> Result<&'g mut S> {
+        if !guard.holds(&self.lock) {
+            return Err(Error::WrongLock);
+        }
+        // SAFETY: the guard proves this thread holds the cell's lock for as long as the
+        // returned borrow (tied to the exclusive borrow of the guard) lives, and a `DataLock`
+        // cannot be released by anyone else; the data is aligned, inside the mapping, which
+        // `self` keeps alive, and valid for any bytes.
+        Ok(unsafe { &mut *self.data.as_ptr() })
+    }
+}
+
+/// The guard-taking methods of [`Value`] and [`Array`], on their cell.
+macro_rules! cell_methods {
+    ($target:ty, $what:literal) => {
+        #[doc = concat!("Acquires the ", $what, "'s lock, blocking as long as it takes; the guard derefs to the ", $what, ".")]
+        ///
+        /// # Errors
+        ///
+        /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the guard is
+        /// inside; repair the data and call [`DataGuard::mark_consistent`], or the lock becomes
+        /// unrecoverable when the guard is dropped. [`LockError::NotRecoverable`] after that.
+        #[inline]
+        pub fn lock(&self) -> Result<DataGuard<'_, $target>, LockError<DataGuard<'_, $target>>> {
+            self.cell.lock()
+        }
+
+        #[doc = concat!("Tries once to acquire the ", $what, "'s lock.")]
+        ///
+        /// # Errors
+        ///
+        /// [`TryLockError::WouldBlock`] if it is held.
+        #[inline]
+        pub fn try_lock(
+            &self,
+        ) -> Result<DataGuard<'_, $target>, TryLockError<DataGuard<'_, $target>>> {
+            self.cell.try_lock_within(Block::Try)
+        }
+
+        #[doc = concat!("Tries to acquire the ", $what, "'s lock until `timeout` has passed.")]
+        ///
+        /// # Errors
+        ///
+        /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
+        pub fn try_lock_for(
+            &self,
+            timeout: Duration,
+        ) -> Result<DataGuard<'_, $target>, TryLockError<DataGuard<'_, $target>>> {
+            self.cell.try_lock_within(Block::after(timeout))
+        }
+
+        #[doc = concat!("The ", $what, "'s lock, to hold across several operations or to share (Python's")]
+        /// `get_lock()`). While holding its guard, reach the data with `get_mut`; calling
+        /// `lock` (or a one-operation method) then would wait for the guard forever (the
+        /// lock is not re-entrant).
+        pub fn get_lock(&self) -> DataLock {
+            self.cell.get_lock()
+        }
+
+        #[doc = concat!("The ", $what, ", reached through a guard of its own lock (from `get_lock`).")]
+        ///
+        /// # Errors
+        ///
+        /// [`Error::WrongLock`] if `guard` holds another lock.
+        pub fn get_mut<'g>(&'g self, guard: &'g mut LockGuard<'_>) -> Result<&'g mut $target> {
+            self.cell.get_mut(guard)
+        }
+    };
+}
+
+impl<T: Pod> Value<T> {
+    cell_methods!(T, "value");
 
     /// Reads the value under its lock.
     ///
@@ -133,36 +217,11 @@ impl<T: Pod> Value<T> {
         Ok(())
     }
 
-    /// The value's lock, to hold across several operations or to share (Python's
-    /// `get_lock()`). While holding its guard, reach the value with
-    /// [`get_mut`](Value::get_mut); calling [`load`](Value::load) or
-    /// [`lock`](Value::lock) then would wait for the guard forever (the lock is not
-    /// re-entrant).
-    pub fn get_lock(&self) -> DataLock {
-        DataLock::new(self.lock.clone())
-    }
-
-    /// The value, reached through a guard of its own lock (from [`get_lock`](Value::get_lock)).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::WrongLock`] if `guard` holds another lock.
-    pub fn get_mut<'g>(&'g self, guard: &'g mut LockGuard<'_>) -> Result<&'g mut T> {
-        if !guard.holds(NonNull::from(self.lock.word())) {
-            return Err(Error::WrongLock);
-        }
-        // SAFETY: the guard proves this thread holds the value's lock for as long as the
-        // returned borrow (tied to the exclusive borrow of the guard) lives, and a `DataLock`
-        // cannot be released by anyone else; the pointer is aligned and inside the mapping,
-        // which `self` keeps alive.
-        Ok(unsafe { &mut *self.data.as_ptr() })
-    }
+    lock_queries!();
 
     pub(crate) fn raw(&self) -> &RawLock {
-        &self.lock
+        &self.cell.lock
     }
-
-    lock_queries!();
 }
 
 /// The integer operations take the lock for one operation each. If the previous holder died
@@ -229,46 +288,65 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
     }
 }
 
-/// Holds a [`Value`]'s lock; derefs to the value; releases the lock when dropped.
+/// Holds the lock of a [`Value`] (`S = T`) or an [`Array`] (`S = [T]`); derefs to the data;
+/// releases the lock when dropped.
+///
+/// A copy of the guard in a child forked while it was held does not release the parent's lock
+/// when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ValueGuard<'a, T: Pod> {
-    value: &'a Value<T>,
+pub struct DataGuard<'a, S: ?Sized> {
+    lock: &'a RawLock,
+    data: NonNull<S>,
     hold: Hold,
+    _borrow: PhantomData<&'a mut S>,
 }
 
-impl<T: Pod> ValueGuard<'_, T> {
-    /// Declares the value repaired after the lock was taken over from a holder that died (see
+/// A [`Value`]'s guard.
+pub type ValueGuard<'a, T> = DataGuard<'a, T>;
+/// An [`Array`]'s guard.
+pub type ArrayGuard<'a, T> = DataGuard<'a, [T]>;
+
+// SAFETY: the guard is an exclusive borrow of the data (a `&mut S`) plus a lock release that
+// any thread may do; it may move to another thread when `S` may.
+unsafe impl<S: ?Sized + Send> Send for DataGuard<'_, S> {}
+// SAFETY: a shared guard hands out `&S` only.
+unsafe impl<S: ?Sized + Sync> Sync for DataGuard<'_, S> {}
+
+impl<S: ?Sized> DataGuard<'_, S> {
+    /// Declares the data repaired after the lock was taken over from a holder that died (see
     /// [`LockError::OwnerDied`]); without it, dropping the guard makes the lock unrecoverable.
     pub fn mark_consistent(&self) {
-        self.value.lock.mark_consistent();
+        self.lock.mark_consistent();
     }
 }
 
-impl<T: Pod> Deref for ValueGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the value's lock, so no other thread or well-behaved process
-        // writes the value while this borrow lives; the pointer is aligned, inside the mapping
-        // the value keeps alive, and any bytes there are a valid `T` (`T: Pod`).
-        unsafe { &*self.value.data.as_ptr() }
+impl<S: ?Sized> Deref for DataGuard<'_, S> {
+    type Target = S;
+    #[inline]
+    fn deref(&self) -> &S {
+        // SAFETY: the guard holds the cell's lock, so no other thread or well-behaved process
+        // writes the data while this borrow lives; it is aligned, inside the mapping the cell
+        // keeps alive, and valid for any bytes (only `Pod` data is ever put in a cell).
+        unsafe { &*self.data.as_ptr() }
     }
 }
 
-impl<T: Pod> DerefMut for ValueGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
+impl<S: ?Sized> DerefMut for DataGuard<'_, S> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut S {
         // SAFETY: as in `deref`; the exclusive borrow of the guard makes this the only access.
-        unsafe { &mut *self.value.data.as_ptr() }
+        unsafe { &mut *self.data.as_ptr() }
     }
 }
 
-impl<T: Pod> Drop for ValueGuard<'_, T> {
+impl<S: ?Sized> Drop for DataGuard<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        self.value.lock.release_guard(self.hold);
+        self.lock.release_guard(self.hold);
     }
 }
 
-impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+impl<S: ?Sized + fmt::Debug> fmt::Debug for DataGuard<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
@@ -291,22 +369,13 @@ impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 /// # Ok::<(), shmsync::Error>(())
 /// ```
 pub struct Array<T> {
-    lock: RawLock,
-    data: NonNull<T>,
-    len: usize,
+    cell: Locked<[T]>,
 }
-
-// SAFETY: as for `Value`: the elements are only reached under the array's lock.
-unsafe impl<T: Send> Send for Array<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Array<T> {}
 
 impl<T> Clone for Array<T> {
     fn clone(&self) -> Self {
         Array {
-            lock: self.lock.clone(),
-            data: self.data,
-            len: self.len,
+            cell: self.cell.clone(),
         }
     }
 }
@@ -314,48 +383,15 @@ impl<T> Clone for Array<T> {
 impl<T: Pod> Array<T> {
     /// The number of elements.
     pub fn len(&self) -> usize {
-        self.len
+        self.cell.data.len()
     }
 
     /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// Acquires the array's lock, blocking as long as it takes; the guard derefs to `[T]`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Value::lock`], with [`ArrayGuard::mark_consistent`].
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.lock.lock_with(|hold| ArrayGuard { array: self, hold })
-    }
-
-    /// Tries once to acquire the array's lock.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it is held.
-    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        self.lock
-            .try_lock_with(Block::Try, |hold| ArrayGuard { array: self, hold })
-    }
-
-    /// Tries to acquire the array's lock until `timeout` has passed.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        self.lock
-            .try_lock_with(Block::after(timeout), |hold| ArrayGuard {
-                array: self,
-                hold,
-            })
-    }
+    cell_methods!([T], "array");
 
     /// Element `index`, read under the lock. (Like every one-operation method of `Array`, it
     /// returns [`Error::OwnerDied`] after a holder died and leaves the lock unrecoverable; use
@@ -396,9 +432,9 @@ impl<T: Pod> Array<T> {
     /// [`Error::LengthMismatch`] if `src.len() != self.len()`; otherwise as
     /// [`lock`](Array::lock).
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
-        if src.len() != self.len {
+        if src.len() != self.len() {
             return Err(Error::LengthMismatch {
-                expected: self.len,
+                expected: self.len(),
                 found: src.len(),
             });
         }
@@ -406,37 +442,19 @@ impl<T: Pod> Array<T> {
         Ok(())
     }
 
-    /// The array's lock (Python's `get_lock()`); see [`Value::get_lock`].
-    pub fn get_lock(&self) -> DataLock {
-        DataLock::new(self.lock.clone())
-    }
-
-    /// The elements, reached through a guard of the array's own lock.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::WrongLock`] if `guard` holds another lock.
-    pub fn get_mut<'g>(&'g self, guard: &'g mut LockGuard<'_>) -> Result<&'g mut [T]> {
-        if !guard.holds(NonNull::from(self.lock.word())) {
-            return Err(Error::WrongLock);
-        }
-        // SAFETY: as in `Value::get_mut`, for `len` elements the directory reserved.
-        Ok(unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) })
-    }
-
-    pub(crate) fn raw(&self) -> &RawLock {
-        &self.lock
-    }
-
     lock_queries!();
 
+    pub(crate) fn raw(&self) -> &RawLock {
+        &self.cell.lock
+    }
+
     fn check(&self, index: usize) -> Result<()> {
-        if index < self.len {
+        if index < self.len() {
             Ok(())
         } else {
             Err(Error::IndexOutOfRange {
                 index,
-                len: self.len,
+                len: self.len(),
             })
         }
     }
@@ -445,54 +463,9 @@ impl<T: Pod> Array<T> {
 impl<T: Pod> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Array")
-            .field("len", &self.len)
+            .field("len", &self.len())
             .field("locked", &self.is_locked())
             .finish()
-    }
-}
-
-/// Holds an [`Array`]'s lock; derefs to `[T]`; releases the lock when dropped.
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ArrayGuard<'a, T: Pod> {
-    array: &'a Array<T>,
-    hold: Hold,
-}
-
-impl<T: Pod> ArrayGuard<'_, T> {
-    /// Declares the elements repaired after the lock was taken over from a holder that died
-    /// (see [`LockError::OwnerDied`]); without it, dropping the guard makes the lock
-    /// unrecoverable.
-    pub fn mark_consistent(&self) {
-        self.array.lock.mark_consistent();
-    }
-}
-
-impl<T: Pod> Deref for ArrayGuard<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: the guard holds the array's lock; the `len` elements are aligned, inside the
-        // mapping the array keeps alive, and valid for any bytes (`T: Pod`).
-        unsafe { std::slice::from_raw_parts(self.array.data.as_ptr(), self.array.len) }
-    }
-}
-
-impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as in `deref`; the exclusive borrow of the guard makes this the only access.
-        unsafe { std::slice::from_raw_parts_mut(self.array.data.as_ptr(), self.array.len) }
-    }
-}
-
-impl<T: Pod> Drop for ArrayGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        self.array.lock.release_guard(self.hold);
-    }
-}
-
-impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -505,19 +478,9 @@ impl Region {
     /// [`Error::Mismatch`] if `name` holds another kind of object or another element type;
     /// otherwise as [`Region::lock`].
     pub fn value<T: Pod>(&self, name: &str, init: T) -> Result<Value<T>> {
-        self.inner.ensure_registered()?;
-        let spec = Spec::of::<T>(Kind::Value, 1);
-        let data_offset = spec.data_offset();
-        let offset = self.object(name, &spec, |ptr| {
-            RawLock::init(ptr);
-            // SAFETY: the directory reserved `spec.bytes()` bytes at `ptr`, aligned for `T`,
-            // and the data starts `data_offset` (a multiple of `align_of::<T>()`) in.
-            unsafe { ptr.add(data_offset).cast::<T>().write(init) };
-        })?;
+        let (object, data) = cell(self, name, Spec::of::<T>(Kind::Value, 1), &[init])?;
         Ok(Value {
-            lock: RawLock::new(self.inner.clone(), offset),
-            data: NonNull::new(self.inner.ptr(offset + data_offset).cast()).expect("mapped"),
-            _type: PhantomData,
+            cell: Locked::new(object, data.cast()),
         })
     }
 
@@ -529,25 +492,32 @@ impl Region {
     /// [`Error::Mismatch`] if `name` holds another kind of object, element type or length;
     /// [`Error::OutOfSpace`] if the array does not fit; otherwise as [`Region::lock`].
     pub fn array<T: Pod>(&self, name: &str, init: &[T]) -> Result<Array<T>> {
-        self.inner.ensure_registered()?;
-        let spec = Spec::of::<T>(Kind::Array, init.len());
-        let data_offset = spec.data_offset();
-        let offset = self.object(name, &spec, |ptr| {
-            RawLock::init(ptr);
-            // SAFETY: the directory reserved room for `init.len()` elements after the lock
-            // word, aligned for `T`; the fresh object cannot overlap `init`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    init.as_ptr(),
-                    ptr.add(data_offset).cast::<T>(),
-                    init.len(),
-                )
-            };
-        })?;
+        let (object, data) = cell(self, name, Spec::of::<T>(Kind::Array, init.len()), init)?;
         Ok(Array {
-            lock: RawLock::new(self.inner.clone(), offset),
-            data: NonNull::new(self.inner.ptr(offset + data_offset).cast()).expect("mapped"),
-            len: init.len(),
+            cell: Locked::new(object, NonNull::slice_from_raw_parts(data, init.len())),
         })
     }
+}
+
+/// Finds or creates the cell `name` as `spec` (a [`Value`], [`Array`],
+/// [`RawValue`](crate::RawValue) or [`RawArray`](crate::RawArray) of `init.len()` elements of
+/// `T`); a new one starts as a copy of `init`. Returns the object and its data: the one
+/// creation path of every cell.
+pub(crate) fn cell<T: Pod>(
+    region: &Region,
+    name: &str,
+    spec: Spec,
+    init: &[T],
+) -> Result<(Object, NonNull<T>)> {
+    let data = spec.data_offset();
+    let object = Object::open(region, name, &spec, |fresh| {
+        fresh_elements(fresh, data, init)
+    })?;
+    let ptr = NonNull::new(object.ptr(data).cast::<T>()).expect("inside the mapping");
+    Ok((object, ptr))
+}
+
+/// Copies `init` into a fresh object at `data`.
+fn fresh_elements<T: Pod>(fresh: &Fresh, data: usize, init: &[T]) {
+    fresh.write_bytes(data, bytemuck::cast_slice(init));
 }

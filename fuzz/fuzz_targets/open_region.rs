@@ -137,7 +137,7 @@ fn exercise(region: &Region) {
     report(
         region
             .bounded_semaphore("fuzz.bsem", 1)
-            .map(|s| use_semaphore(&s)),
+            .map(|s| use_semaphore(s.as_semaphore())),
     );
     report(region.condition("fuzz.cond").map(|c| use_condition(&c)));
     report(
@@ -276,7 +276,7 @@ fn open_listed(region: &Region, info: &ObjectInfo) {
                 (Kind::RLock, _) => report(region.rlock(name).map(|r| use_rlock(&r))),
                 (Kind::Semaphore, _) => report(region.semaphore(name, 0).map(|s| use_semaphore(&s))),
                 (Kind::BoundedSemaphore, _) => {
-                    report(region.bounded_semaphore(name, 1).map(|s| use_semaphore(&s)))
+                    report(region.bounded_semaphore(name, 1).map(|s| use_semaphore(s.as_semaphore())))
                 }
                 (Kind::Condition, _) => report(region.condition(name).map(|c| use_condition(&c))),
                 (Kind::Event, _) => report(region.event(name).map(|e| use_event(&e))),

@@ -1,10 +1,10 @@
 //! loom models of shmsync's lock protocols, run on the protocol code that ships.
 //!
-//! [`LoomWord`] implements [`shmsync::word::Word`] with a loom atomic and a modelled futex, so
-//! the model checker explores `shmsync::protocol::{mutex, rmutex, publish, semaphore, holds,
+//! [`LoomWord`] implements [`shmsync_protocol::word::Word`] with a loom atomic and a modelled futex, so
+//! the model checker explores `shmsync_protocol::{mutex, rmutex, publish, semaphore, holds,
 //! event, barrier, condvar, rwlock}` unchanged. A word
 //! can carry a [`Mutation`]: a deliberate fault that the models must catch (see `README.md`).
-//! [`LoomOwners`] implements [`shmsync::protocol::mutex::Owners`]: which lock holders are dead,
+//! [`LoomOwners`] implements [`shmsync_protocol::mutex::Owners`]: which lock holders are dead,
 //! and the bounded sleep slices after which a waiter looks at the holder again.
 //! [`harness`] runs the models and the child processes of the mutation checks.
 
@@ -12,9 +12,9 @@ pub mod harness;
 
 use loom::sync::atomic::{AtomicBool, AtomicU32, fence};
 use loom::sync::{Condvar, Mutex, MutexGuard};
-use shmsync::protocol::holds::HELD_MASK;
-use shmsync::protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
-use shmsync::word::{WaitOutcome, Word};
+use shmsync_protocol::holds::HELD_MASK;
+use shmsync_protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
+use shmsync_protocol::word::{WaitOutcome, Word};
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! loom models of `shmsync::protocol::barrier`: every party of a round returns, with the
+//! loom models of `shmsync_protocol::barrier`: every party of a round returns, with the
 //! indexes `0..parties` handed out once each, and sees what the others wrote before arriving;
 //! a waiter that times out breaks the round for every party; a reset fails the waiters of the
 //! round it ends (and only those: a round that completed is not reported reset) and leaves the
@@ -10,10 +10,10 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::barrier::{self, Barrier, Broken};
 use shmsync_loom_tests::LoomWord;
 use shmsync_loom_tests::harness::{self, Faults, expect_caught};
+use shmsync_protocol::Block;
+use shmsync_protocol::barrier::{self, Barrier, Broken};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

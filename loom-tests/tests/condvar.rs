@@ -1,5 +1,5 @@
-//! loom models of `shmsync::protocol::condvar` (Python's `Condition`: a sequence word and a
-//! sleeper count next to the `RMutex` of `shmsync::protocol::rmutex`, left with
+//! loom models of `shmsync_protocol::condvar` (Python's `Condition`: a sequence word and a
+//! sleeper count next to the `RMutex` of `shmsync_protocol::rmutex`, left with
 //! `RMutex::release_all` and taken back with `RMutex::restore`): a notify made after a waiter
 //! let go of the lock is not lost; `wait` gives the lock back at the caller's old re-entrant
 //! count; `notify` and `wait` without the lock are refused; one `notify(1)` per waiter wakes
@@ -14,12 +14,12 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::condvar::Condvar;
-use shmsync::protocol::mutex::{Outcome, UNLOCKED};
-use shmsync::protocol::rmutex::{RError, RMutex};
 use shmsync_loom_tests::harness::{self, Faults, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
+use shmsync_protocol::Block;
+use shmsync_protocol::condvar::Condvar;
+use shmsync_protocol::mutex::{Outcome, UNLOCKED};
+use shmsync_protocol::rmutex::{RError, RMutex};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -1,4 +1,4 @@
-//! loom models of `shmsync::protocol::event`: `set` wakes every waiter and publishes what the
+//! loom models of `shmsync_protocol::event`: `set` wakes every waiter and publishes what the
 //! setter wrote before; a `set` + `clear` pulse still wakes the threads asleep at the time
 //! (their `wait` returns `true`, as Python's `Event.wait` does); a timed wait returns `false`
 //! only after its own timeout, and its timeout strands nobody.
@@ -9,10 +9,10 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::event;
 use shmsync_loom_tests::LoomWord;
 use shmsync_loom_tests::harness::{self, Faults, expect_caught};
+use shmsync_protocol::Block;
+use shmsync_protocol::event;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! loom models of `shmsync::protocol::mutex`: mutual exclusion, no lost wake-up, `Block::Try`
+//! loom models of `shmsync_protocol::mutex`: mutual exclusion, no lost wake-up, `Block::Try`
 //! never sleeps, and a timed acquire that gives up without stranding the other sleepers.
 //!
 //! Holders never die here (see `owner_death.rs`), but every wait sleeps in slices
@@ -11,11 +11,11 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::mutex::{self, NotLocked, Outcome, UNLOCKED};
-use shmsync::word::Word;
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord, Mutation};
+use shmsync_protocol::Block;
+use shmsync_protocol::mutex::{self, NotLocked, Outcome, UNLOCKED};
+use shmsync_protocol::word::Word;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};

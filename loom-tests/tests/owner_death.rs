@@ -1,4 +1,4 @@
-//! loom models of owner-death recovery in `shmsync::protocol::mutex` and `rmutex`: a holder
+//! loom models of owner-death recovery in `shmsync_protocol::mutex` and `rmutex`: a holder
 //! that dies holding the lock is noticed by a waiter when one of its sleep slices ends, exactly
 //! one waiter takes the lock over (`Outcome::OwnerDied`, the word `POISONED`), and the others
 //! get the lock in turn once the taker marks it consistent, or all hear `NotRecoverable` if the
@@ -19,12 +19,12 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU32;
-use shmsync::protocol::Block;
-use shmsync::protocol::mutex::{self, NOT_RECOVERABLE, Outcome, UNLOCKED, WAITERS};
-use shmsync::protocol::rmutex::{RError, RMutex};
-use shmsync::word::{WaitOutcome, Word};
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
+use shmsync_protocol::Block;
+use shmsync_protocol::mutex::{self, NOT_RECOVERABLE, Outcome, UNLOCKED, WAITERS};
+use shmsync_protocol::rmutex::{RError, RMutex};
+use shmsync_protocol::word::{WaitOutcome, Word};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 

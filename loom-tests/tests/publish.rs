@@ -1,4 +1,4 @@
-//! loom models of `shmsync::protocol::publish`: a reader that sees a record published sees
+//! loom models of `shmsync_protocol::publish`: a reader that sees a record published sees
 //! every field the writer wrote before publishing it.
 //!
 //! Two models: one whose fields are Relaxed loom atomics (a stale field is a wrong value, which
@@ -9,9 +9,9 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU32;
-use shmsync::protocol::publish::{publish, state};
 use shmsync_loom_tests::LoomWord;
 use shmsync_loom_tests::harness::{self, Faults, expect_caught};
+use shmsync_protocol::publish::{publish, state};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 

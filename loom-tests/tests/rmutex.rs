@@ -1,4 +1,4 @@
-//! loom models of `shmsync::protocol::rmutex::RMutex`: re-entrant counts, release by a
+//! loom models of `shmsync_protocol::rmutex::RMutex`: re-entrant counts, release by a
 //! non-owner, and mutual exclusion across threads that re-enter.
 //!
 //! Each model has a `child_*` twin that runs it with the faults named in
@@ -7,11 +7,11 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::mutex::{Outcome, UNLOCKED};
-use shmsync::protocol::rmutex::{RError, RMutex};
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord, Mutation};
+use shmsync_protocol::Block;
+use shmsync_protocol::mutex::{Outcome, UNLOCKED};
+use shmsync_protocol::rmutex::{RError, RMutex};
 
 /// Preemptions explored per execution.
 const PREEMPTIONS: usize = 3;

@@ -1,9 +1,9 @@
-//! loom models of `shmsync::protocol::rwlock`: a writer excludes readers and writers, readers
+//! loom models of `shmsync_protocol::rwlock`: a writer excludes readers and writers, readers
 //! share; nobody sleeps for ever; a writer that dies holding the lock is noticed when a
 //! waiter's sleep slice ends, the lock is freed (or taken over by a writer) and reported
 //! poisoned until a writer marks it consistent, and only until then; a single try on a dead
 //! writer's lock does not report it busy; a reader that dies holding a read lock is given back
-//! exactly once through the hold table (`shmsync::protocol::holds`).
+//! exactly once through the hold table (`shmsync_protocol::holds`).
 //!
 //! The data the lock protects is a loom `UnsafeCell`: readers read it, writers write it, so a
 //! violation of mutual exclusion is a data race that loom reports as a causality violation.
@@ -17,11 +17,11 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync::protocol::Block;
-use shmsync::protocol::holds::{Attribution, Entry, Holder, Unattributed};
-use shmsync::protocol::rwlock::{self, Outcome, RwLock};
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
+use shmsync_protocol::Block;
+use shmsync_protocol::holds::{Attribution, Entry, Holder, Unattributed};
+use shmsync_protocol::rwlock::{self, Outcome, RwLock};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -1,5 +1,5 @@
-//! loom models of `shmsync::protocol::semaphore` and of the hold table of
-//! `shmsync::protocol::holds` that gives a dead process's permits back: a semaphore never hands
+//! loom models of `shmsync_protocol::semaphore` and of the hold table of
+//! `shmsync_protocol::holds` that gives a dead process's permits back: a semaphore never hands
 //! out more permits than it has, a sleeper is woken by a release, two racing releases of a
 //! bounded semaphore cannot both pass the bound; a dead holder's permits come back exactly
 //! once, a death with a change in flight breaks the semaphore, and a live recoverer is not
@@ -18,11 +18,11 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU32;
-use shmsync::protocol::Block;
-use shmsync::protocol::holds::{Attribution, Entry, EntryError, Holder, Unattributed};
-use shmsync::protocol::semaphore::{Acquired, MAX_VALUE, ReleaseError, Semaphore};
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
+use shmsync_protocol::Block;
+use shmsync_protocol::holds::{Attribution, Entry, EntryError, Holder, Unattributed};
+use shmsync_protocol::semaphore::{Acquired, MAX_VALUE, ReleaseError, Semaphore};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

@@ -7,11 +7,16 @@
 //! Release ([`publish`](crate::protocol::publish)). Every field read from an entry is validated
 //! before use, since any process with the file can write anything into it.
 
-use super::layout::{self, ENTRY_SIZE, HEADER_SIZE, NAME_MAX, PAD, TYPE_NAME_MAX, entry, header};
-use super::{Inner, Region};
+use super::geometry::Geometry;
+use super::layout::{
+    self, ENTRY_SIZE, HEADER_SIZE, HOLD_ENTRY, NAME_MAX, PAD, TYPE_NAME_MAX, entry, header,
+};
+use super::mapping::Mapping;
 use crate::error::{Error, Result};
-use crate::protocol::mutex::{self, Outcome};
-use crate::protocol::{Block, publish};
+use crate::protocol::mutex::{self, Outcome, Owners};
+use crate::protocol::{Block, Word, publish};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What sort of object a directory entry holds.
@@ -109,34 +114,28 @@ impl Kind {
         }
     }
 
-    /// Where the data starts inside an object of this kind: after the lock word for locked
-    /// kinds (aligned for the element), at once for raw kinds.
-    fn data_offset(self, elem_align: usize) -> usize {
+    /// Bytes of words at the start of objects of this kind (see [`layout`]).
+    fn words(self) -> usize {
         match self {
-            Kind::Value | Kind::Array => 4usize.next_multiple_of(elem_align),
-            Kind::RwLock => 16usize.next_multiple_of(elem_align),
-            _ => 0,
-        }
-    }
-
-    /// Bytes of lock state at the start of objects of this kind.
-    fn header_bytes(self) -> usize {
-        match self {
-            Kind::Lock => 4,
-            Kind::RLock => 16,
-            Kind::Semaphore | Kind::BoundedSemaphore => 16,
-            Kind::Condition => 24,
-            Kind::Event => 4,
-            Kind::Barrier => 12,
-            _ => 0,
+            Kind::Lock => layout::lock::WORDS,
+            Kind::RLock => layout::rlock::WORDS,
+            Kind::Value | Kind::Array => layout::locked::WORDS,
+            Kind::RawValue | Kind::RawArray => 0,
+            Kind::Semaphore | Kind::BoundedSemaphore => layout::semaphore::WORDS,
+            Kind::Condition => layout::condition::WORDS,
+            Kind::Event => layout::event::WORDS,
+            Kind::Barrier => layout::barrier::WORDS,
+            Kind::RwLock => layout::rwlock::WORDS,
         }
     }
 }
 
 /// What a handed-out range holds: end, kind, element size, alignment, type and length.
-pub(crate) type Claim = (usize, Kind, usize, usize, &'static str, usize);
+type Claim = (usize, Kind, usize, usize, &'static str, usize);
 
-/// What a caller asks the directory for: kind, element type and length.
+/// What a caller asks the directory for: kind, element type, length, and what follows the
+/// words. The object's byte layout follows from it (see [`layout`]): the words, the data
+/// (aligned for the element), a tail of bytes, then the hold table (8-aligned).
 #[derive(Clone, Debug)]
 pub(crate) struct Spec {
     kind: Kind,
@@ -144,12 +143,14 @@ pub(crate) struct Spec {
     elem_align: usize,
     type_name: &'static str,
     len: usize,
-    /// Bytes of hold table after the object's words and data (see `protocol::holds`).
-    table: usize,
+    /// Bytes after the data (a shared lock's name, for a condition).
+    tail: usize,
+    /// Entries of the hold table (see the protocol crate's `holds`), 0 for none.
+    holds: usize,
 }
 
 impl Spec {
-    /// A lock-like object with no elements.
+    /// An object with no elements.
     pub(crate) fn plain(kind: Kind) -> Spec {
         debug_assert!(!kind.has_elements());
         Spec {
@@ -158,23 +159,9 @@ impl Spec {
             elem_align: 1,
             type_name: "",
             len: 0,
-            table: 0,
+            tail: 0,
+            holds: 0,
         }
-    }
-
-    /// A lock-like object whose entry records `len` (a barrier's parties) and that carries a
-    /// hold table of `table` bytes.
-    pub(crate) fn plain_with(kind: Kind, len: usize, table: usize) -> Spec {
-        Spec {
-            len,
-            table,
-            ..Spec::plain(kind)
-        }
-    }
-
-    /// Adds a hold table of `table` bytes after the data.
-    pub(crate) fn with_table(self, table: usize) -> Spec {
-        Spec { table, ..self }
     }
 
     /// An object of `len` elements of `T`.
@@ -186,33 +173,72 @@ impl Spec {
             elem_align: align_of::<T>(),
             type_name: std::any::type_name::<T>(),
             len,
-            table: 0,
+            tail: 0,
+            holds: 0,
         }
     }
 
+    /// Records `len` in the entry for an object without elements (a barrier's parties).
+    pub(crate) fn with_len(self, len: usize) -> Spec {
+        debug_assert!(!self.kind.has_elements());
+        Spec { len, ..self }
+    }
+
+    /// Reserves `tail` bytes after the words and data.
+    pub(crate) fn with_tail(self, tail: usize) -> Spec {
+        Spec { tail, ..self }
+    }
+
+    /// Adds a hold table of `entries` entries (one per process-table slot).
+    pub(crate) fn with_holds(self, entries: usize) -> Spec {
+        Spec {
+            holds: entries,
+            ..self
+        }
+    }
+
+    /// Whether a handle of this object takes locks or holds that must name their process (all
+    /// but raw cells): such handles refuse to exist in a process that cannot register.
+    pub(crate) fn attributes_holds(&self) -> bool {
+        !matches!(self.kind, Kind::RawValue | Kind::RawArray)
+    }
+
+    /// Entries of the hold table.
+    pub(crate) fn holds(&self) -> usize {
+        self.holds
+    }
+
+    /// Where the data starts: after the words, aligned for the element.
     pub(crate) fn data_offset(&self) -> usize {
-        self.kind.data_offset(self.elem_align)
+        self.kind.words().next_multiple_of(self.elem_align)
     }
 
-    /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
-    pub(crate) fn bytes(&self) -> Option<usize> {
-        let used = self.table_offset()?.checked_add(self.table)?;
-        layout::round_up(used.max(1), PAD)
-    }
-
-    /// Where the hold table starts: after the words and the data, 8-aligned.
-    pub(crate) fn table_offset(&self) -> Option<usize> {
+    /// Where the tail starts: after the data. `None` on overflow.
+    pub(crate) fn tail_offset(&self) -> Option<usize> {
         let data = if self.kind.has_elements() {
             self.elem_size.checked_mul(self.len)?
         } else {
             0
         };
-        let used = (self.kind.header_bytes() + self.data_offset()).checked_add(data)?;
-        if self.table == 0 {
+        self.data_offset().checked_add(data)
+    }
+
+    /// Where the hold table starts: after the tail, 8-aligned when there is one. `None` on
+    /// overflow.
+    pub(crate) fn table_offset(&self) -> Option<usize> {
+        let used = self.tail_offset()?.checked_add(self.tail)?;
+        if self.holds == 0 {
             Some(used)
         } else {
             layout::round_up(used, 8)
         }
+    }
+
+    /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
+    pub(crate) fn bytes(&self) -> Option<usize> {
+        let table = self.holds.checked_mul(HOLD_ENTRY)?;
+        let used = self.table_offset()?.checked_add(table)?;
+        layout::round_up(used.max(1), PAD)
     }
 
     fn align(&self) -> usize {
@@ -269,6 +295,16 @@ const MAX_ALIGN: usize = 4096;
 /// How long creating an object waits for the region's allocation lock.
 const ALLOC_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The directory of a region, and the object ranges this process has handed out handles on.
+pub(crate) struct Directory {
+    slots: usize,
+    capacity: usize,
+    heap_offset: usize,
+    /// The object ranges this process has handed out handles on (see
+    /// [`Directory::claim_range`]).
+    ranges: Mutex<BTreeMap<usize, Claim>>,
+}
+
 /// A validated view of a published entry (names stay in the mapping until needed).
 struct Entry {
     slot: usize,
@@ -309,23 +345,40 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-impl Inner {
-    fn corrupt(&self, reason: String) -> Error {
-        Error::Corrupt {
-            path: self.path().map(|p| p.to_path_buf()),
-            reason,
+impl Directory {
+    /// The directory of a region of geometry `g`.
+    pub(crate) fn new(g: &Geometry) -> Directory {
+        Directory {
+            slots: g.slots,
+            capacity: g.capacity,
+            heap_offset: g.heap_offset,
+            ranges: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn entry_offset(&self, slot: usize) -> usize {
+    /// The most objects the directory accepts.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes of object space not yet used (0 if the cursor is damaged).
+    pub(crate) fn free_bytes(&self, map: &Mapping) -> usize {
+        let cursor = map.u64_at(header::CURSOR).load(Relaxed);
+        usize::try_from(cursor)
+            .ok()
+            .filter(|c| (self.heap_offset..=map.size()).contains(c))
+            .map_or(0, |c| map.size() - c)
+    }
+
+    fn entry_offset(slot: usize) -> usize {
         HEADER_SIZE + slot * ENTRY_SIZE
     }
 
     /// Reads `len` bytes of a name field at `offset` in 8-byte atomic loads.
-    fn read_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+    fn read_bytes(map: &Mapping, offset: usize, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len.next_multiple_of(8));
         for i in (0..len).step_by(8) {
-            let word = self.u64_at(offset + i).load(Relaxed);
+            let word = map.u64_at(offset + i).load(Relaxed);
             out.extend_from_slice(&word.to_ne_bytes());
         }
         out.truncate(len);
@@ -333,39 +386,39 @@ impl Inner {
     }
 
     /// Writes `bytes` (at most `field` bytes) into a name field, zero-padded, in 8-byte stores.
-    fn write_bytes(&self, offset: usize, field: usize, bytes: &[u8]) {
+    fn write_bytes(map: &Mapping, offset: usize, field: usize, bytes: &[u8]) {
         for i in (0..field).step_by(8) {
             let mut chunk = [0u8; 8];
             if i < bytes.len() {
                 let n = (bytes.len() - i).min(8);
                 chunk[..n].copy_from_slice(&bytes[i..i + n]);
             }
-            self.u64_at(offset + i)
+            map.u64_at(offset + i)
                 .store(u64::from_ne_bytes(chunk), Relaxed);
         }
     }
 
     /// Whether the name field at `offset` holds exactly `name` (whose length the caller already
     /// compared), compared in place, 8 bytes at a time.
-    fn name_is(&self, offset: usize, name: &[u8]) -> bool {
+    fn name_is(map: &Mapping, offset: usize, name: &[u8]) -> bool {
         name.chunks(8).enumerate().all(|(i, chunk)| {
-            let stored = self.u64_at(offset + 8 * i).load(Relaxed).to_ne_bytes();
+            let stored = map.u64_at(offset + 8 * i).load(Relaxed).to_ne_bytes();
             stored[..chunk.len()] == *chunk
         })
     }
 
     /// The element type name recorded in a validated entry (for messages and listings).
-    fn type_name_of(&self, e: &Entry) -> String {
-        let at = self.entry_offset(e.slot) + entry::TYPE_NAME;
-        String::from_utf8_lossy(&self.read_bytes(at, e.type_len)).into_owned()
+    fn type_name_of(&self, map: &Mapping, e: &Entry) -> String {
+        let at = Self::entry_offset(e.slot) + entry::TYPE_NAME;
+        String::from_utf8_lossy(&Self::read_bytes(map, at, e.type_len)).into_owned()
     }
 
     /// Validates the published entry in `slot`.
-    fn read_entry(&self, slot: usize) -> Result<Entry> {
-        let at = self.entry_offset(slot);
-        let u32_field = |f| self.u32_at(at + f).load(Relaxed) as usize;
-        let u64_field = |f| self.u64_at(at + f).load(Relaxed);
-        let bad = |what: String| self.corrupt(format!("directory slot {slot}: {what}"));
+    fn read_entry(&self, map: &Mapping, slot: usize) -> Result<Entry> {
+        let at = Self::entry_offset(slot);
+        let u32_field = |f| map.word(at + f).load(Relaxed) as usize;
+        let u64_field = |f| map.u64_at(at + f).load(Relaxed);
+        let bad = |what: String| map.corrupt(format!("directory slot {slot}: {what}"));
 
         let tag = u32_field(entry::KIND) as u32;
         let kind = Kind::from_tag(tag).ok_or_else(|| bad(format!("unknown kind {tag}")))?;
@@ -390,7 +443,7 @@ impl Inner {
         let bytes = to_usize(u64_field(entry::BYTES), "size")?;
         let end = offset
             .checked_add(bytes)
-            .filter(|&end| end <= self.size)
+            .filter(|&end| end <= map.size())
             .ok_or_else(|| bad(format!("object at {offset}+{bytes} beyond the region")))?;
         let align = elem_align.max(PAD);
         if offset < self.heap_offset || offset % align != 0 || end <= offset {
@@ -399,7 +452,7 @@ impl Inner {
         // Inserters advance the cursor before publishing, so a published object ends at or
         // before it; one beyond it lies in free space that the next insertion would hand out
         // again.
-        let cursor = self.u64_at(header::CURSOR).load(Relaxed);
+        let cursor = map.u64_at(header::CURSOR).load(Relaxed);
         if end as u64 > cursor {
             return Err(bad(format!(
                 "object at {offset}+{bytes} lies beyond the used space"
@@ -421,27 +474,27 @@ impl Inner {
 
     /// Whether `slot` holds a published entry (Acquire: its fields are then visible), or is
     /// empty; any other state is damage.
-    fn is_published(&self, slot: usize) -> Result<bool> {
-        match publish::state(self.u32_at(self.entry_offset(slot) + entry::STATE)) {
+    fn is_published(&self, map: &Mapping, slot: usize) -> Result<bool> {
+        match publish::state(map.word(Self::entry_offset(slot) + entry::STATE)) {
             0 => Ok(false),
             layout::ENTRY_READY => Ok(true),
-            other => Err(self.corrupt(format!("directory slot {slot} has state {other:#x}"))),
+            other => Err(map.corrupt(format!("directory slot {slot} has state {other:#x}"))),
         }
     }
 
     /// Finds `name`, or the empty slot where it would go.
-    fn probe(&self, name: &str, hash: u64) -> Result<Probe> {
+    fn probe(&self, map: &Mapping, name: &str, hash: u64) -> Result<Probe> {
         let mask = self.slots - 1;
         let mut slot = (hash as usize) & mask;
         for _ in 0..self.slots {
-            if !self.is_published(slot)? {
+            if !self.is_published(map, slot)? {
                 return Ok(Probe::Vacant(slot));
             }
-            let at = self.entry_offset(slot);
-            let same_hash = self.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
-            let same_len = self.u32_at(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
-            if same_hash && same_len && self.name_is(at + entry::NAME, name.as_bytes()) {
-                return Ok(Probe::Found(self.read_entry(slot)?));
+            let at = Self::entry_offset(slot);
+            let same_hash = map.u64_at(at + entry::NAME_HASH).load(Relaxed) == hash;
+            let same_len = map.word(at + entry::NAME_LEN).load(Relaxed) as usize == name.len();
+            if same_hash && same_len && Self::name_is(map, at + entry::NAME, name.as_bytes()) {
+                return Ok(Probe::Found(self.read_entry(map, slot)?));
             }
             slot = (slot + 1) & mask;
         }
@@ -449,7 +502,7 @@ impl Inner {
     }
 
     /// Checks that the existing entry is what `spec` asks for; returns the object's offset.
-    fn matching(&self, name: &str, spec: &Spec, e: &Entry) -> Result<usize> {
+    fn matching(&self, map: &Mapping, name: &str, spec: &Spec, e: &Entry) -> Result<usize> {
         let type_hash = layout::fnv1a(spec.type_name.as_bytes());
         let same = e.kind == spec.kind
             && (!spec.kind.has_elements()
@@ -460,30 +513,19 @@ impl Inner {
         if !same {
             return Err(Error::Mismatch {
                 name: name.to_string(),
-                existing: describe(e.kind, &self.type_name_of(e), e.len),
+                existing: describe(e.kind, &self.type_name_of(map, e), e.len),
                 requested: spec.describe(),
             });
         }
         if Some(e.bytes) != spec.bytes() {
-            return Err(self.corrupt(format!(
+            return Err(map.corrupt(format!(
                 "object {name:?} has {} bytes, its type needs {:?}",
                 e.bytes,
                 spec.bytes()
             )));
         }
-        self.claim_range(e.offset, spec, false)?;
+        self.claim_range(map, e.offset, spec, false)?;
         Ok(e.offset)
-    }
-
-    /// Finds the object `name` if it exists as `spec`, or creates it, calling `init` with a
-    /// pointer to its (not yet published) bytes. Returns the object's offset.
-    pub(crate) fn get_or_create(
-        &self,
-        name: &str,
-        spec: &Spec,
-        init: impl FnOnce(*mut u8),
-    ) -> Result<usize> {
-        self.find_or_insert(name, spec, init)
     }
 
     /// Records that this process hands out a handle on `spec.bytes()` bytes at `offset`, and
@@ -495,7 +537,7 @@ impl Inner {
     /// A `fresh` range (about to be initialised for a new object) must not touch any range
     /// handed out before, identical ones included: a damaged allocation cursor must not make
     /// a new object's initialisation overwrite a live one.
-    fn claim_range(&self, offset: usize, spec: &Spec, fresh: bool) -> Result<()> {
+    fn claim_range(&self, map: &Mapping, offset: usize, spec: &Spec, fresh: bool) -> Result<()> {
         let end = offset + spec.bytes().expect("checked by find_or_insert");
         let what = (
             end,
@@ -515,7 +557,7 @@ impl Inner {
             _ => false,
         };
         if clash {
-            return Err(self.corrupt(format!(
+            return Err(map.corrupt(format!(
                 "the directory places {} at bytes {offset}..{end}, overlapping another object",
                 spec.describe()
             )));
@@ -524,7 +566,18 @@ impl Inner {
         Ok(())
     }
 
-    fn find_or_insert(&self, name: &str, spec: &Spec, init: impl FnOnce(*mut u8)) -> Result<usize> {
+    /// Finds the object `name` if it exists as `spec`, or creates it, calling `init` with a
+    /// pointer to its (not yet published) bytes. Returns the object's offset. An insertion
+    /// takes the allocation lock with `token`, asking `owners` about a holder that seems stuck.
+    pub(crate) fn get_or_create(
+        &self,
+        map: &Mapping,
+        token: u32,
+        owners: &impl Owners,
+        name: &str,
+        spec: &Spec,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<usize> {
         check_name(name)?;
         if spec.elem_align > MAX_ALIGN {
             return Err(Error::UnsupportedType {
@@ -535,19 +588,18 @@ impl Inner {
         }
         let bytes = spec.bytes().ok_or_else(|| Error::OutOfSpace {
             requested: u64::MAX,
-            available: self.size.saturating_sub(self.heap_offset) as u64,
+            available: map.size().saturating_sub(self.heap_offset) as u64,
         })?;
         let hash = layout::fnv1a(name.as_bytes());
-        if let Probe::Found(e) = self.probe(name, hash)? {
-            return self.matching(name, spec, &e);
+        if let Probe::Found(e) = self.probe(map, name, hash)? {
+            return self.matching(map, name, spec, &e);
         }
 
-        let lock = self.u32_at(header::ALLOC_LOCK);
-        let token = self.token();
+        let lock = map.word(header::ALLOC_LOCK);
         // Bounded: honest inserters hold this lock for microseconds, and dead ones are taken
         // over within DEATH_CHECK_INTERVAL, so only a damaged word (or a stuck live process)
         // can keep us out this long; say so rather than hang.
-        match mutex::lock(lock, token, Block::after(ALLOC_LOCK_TIMEOUT), self) {
+        match mutex::lock(lock, token, Block::after(ALLOC_LOCK_TIMEOUT), owners) {
             Outcome::Acquired => {}
             // An inserter died mid-way. Insertion is crash-safe (space and count are claimed
             // before the entry is published, and an unpublished entry is simply absent), so
@@ -556,7 +608,7 @@ impl Inner {
                 mutex::mark_consistent(lock);
             }
             Outcome::NotRecoverable => {
-                return Err(self.corrupt("the allocation lock is unrecoverable".into()));
+                return Err(map.corrupt("the allocation lock is unrecoverable".into()));
             }
             Outcome::Busy => {
                 return Err(Error::AllocationTimeout {
@@ -564,22 +616,23 @@ impl Inner {
                 });
             }
         }
-        let result = self.insert_locked(name, hash, spec, bytes, init);
+        let result = self.insert_locked(map, name, hash, spec, bytes, init);
         let _ = mutex::unlock(lock, token);
         result
     }
 
     fn insert_locked(
         &self,
+        map: &Mapping,
         name: &str,
         hash: u64,
         spec: &Spec,
         bytes: usize,
         init: impl FnOnce(*mut u8),
     ) -> Result<usize> {
-        let slot = match self.probe(name, hash)? {
+        let slot = match self.probe(map, name, hash)? {
             // Someone created it between our lookup and our taking the lock.
-            Probe::Found(e) => return self.matching(name, spec, &e),
+            Probe::Found(e) => return self.matching(map, name, spec, &e),
             Probe::Vacant(slot) => slot,
             Probe::Full => {
                 return Err(Error::DirectoryFull {
@@ -587,94 +640,86 @@ impl Inner {
                 });
             }
         };
-        let count = self.u64_at(header::COUNT).load(Relaxed);
+        let count = map.u64_at(header::COUNT).load(Relaxed);
         if count >= self.capacity as u64 {
             return Err(Error::DirectoryFull {
                 capacity: self.capacity,
             });
         }
-        let cursor = self.u64_at(header::CURSOR).load(Relaxed);
+        let cursor = map.u64_at(header::CURSOR).load(Relaxed);
         let cursor = usize::try_from(cursor)
             .ok()
-            .filter(|c| (self.heap_offset..=self.size).contains(c))
-            .ok_or_else(|| self.corrupt(format!("allocation cursor {cursor} out of range")))?;
+            .filter(|c| (self.heap_offset..=map.size()).contains(c))
+            .ok_or_else(|| map.corrupt(format!("allocation cursor {cursor} out of range")))?;
         let start = layout::round_up(cursor, spec.align());
         let end = start.and_then(|s| s.checked_add(bytes));
         let (start, end) = match (start, end) {
-            (Some(s), Some(e)) if e <= self.size => (s, e),
+            (Some(s), Some(e)) if e <= map.size() => (s, e),
             _ => {
                 return Err(Error::OutOfSpace {
                     requested: bytes as u64,
-                    available: (self.size - cursor) as u64,
+                    available: (map.size() - cursor) as u64,
                 });
             }
         };
 
-        self.claim_range(start, spec, true)?;
-        init(self.ptr(start));
+        self.claim_range(map, start, spec, true)?;
+        init(map.ptr(start));
 
-        let at = self.entry_offset(slot);
+        let at = Self::entry_offset(slot);
         let type_name = short_type_name(spec.type_name);
-        self.u32_at(at + entry::KIND)
-            .store(spec.kind.tag(), Relaxed);
-        self.u32_at(at + entry::NAME_LEN)
+        map.word(at + entry::KIND).store(spec.kind.tag(), Relaxed);
+        map.word(at + entry::NAME_LEN)
             .store(name.len() as u32, Relaxed);
-        self.u32_at(at + entry::TYPE_LEN)
+        map.word(at + entry::TYPE_LEN)
             .store(type_name.len() as u32, Relaxed);
-        self.u32_at(at + entry::ELEM_SIZE)
+        map.word(at + entry::ELEM_SIZE)
             .store(spec.elem_size as u32, Relaxed);
-        self.u32_at(at + entry::ELEM_ALIGN)
+        map.word(at + entry::ELEM_ALIGN)
             .store(spec.elem_align as u32, Relaxed);
-        self.u64_at(at + entry::NAME_HASH).store(hash, Relaxed);
-        self.u64_at(at + entry::TYPE_HASH)
+        map.u64_at(at + entry::NAME_HASH).store(hash, Relaxed);
+        map.u64_at(at + entry::TYPE_HASH)
             .store(layout::fnv1a(spec.type_name.as_bytes()), Relaxed);
-        self.u64_at(at + entry::OFFSET).store(start as u64, Relaxed);
-        self.u64_at(at + entry::LEN).store(spec.len as u64, Relaxed);
-        self.u64_at(at + entry::BYTES).store(bytes as u64, Relaxed);
-        self.write_bytes(at + entry::NAME, NAME_MAX, name.as_bytes());
-        self.write_bytes(at + entry::TYPE_NAME, TYPE_NAME_MAX, type_name.as_bytes());
+        map.u64_at(at + entry::OFFSET).store(start as u64, Relaxed);
+        map.u64_at(at + entry::LEN).store(spec.len as u64, Relaxed);
+        map.u64_at(at + entry::BYTES).store(bytes as u64, Relaxed);
+        Self::write_bytes(map, at + entry::NAME, NAME_MAX, name.as_bytes());
+        Self::write_bytes(
+            map,
+            at + entry::TYPE_NAME,
+            TYPE_NAME_MAX,
+            type_name.as_bytes(),
+        );
         // Claim the space and the count before publishing: an inserter that dies before the
         // publication leaves an absent entry and some unused space, never an entry whose
         // memory the next object would be given too.
-        self.u64_at(header::CURSOR).store(end as u64, Relaxed);
-        self.u64_at(header::COUNT).store(count + 1, Relaxed);
+        map.u64_at(header::CURSOR).store(end as u64, Relaxed);
+        map.u64_at(header::COUNT).store(count + 1, Relaxed);
         // Release: the object's initial contents and the fields above are visible to whoever
         // reads the state with Acquire.
-        publish::publish(self.u32_at(at + entry::STATE), layout::ENTRY_READY);
+        publish::publish(map.word(at + entry::STATE), layout::ENTRY_READY);
         Ok(start)
     }
 
     /// Every published entry, validated.
-    pub(crate) fn list(&self) -> Result<Vec<ObjectInfo>> {
+    pub(crate) fn list(&self, map: &Mapping) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         for slot in 0..self.slots {
-            if !self.is_published(slot)? {
+            if !self.is_published(map, slot)? {
                 continue;
             }
-            let e = self.read_entry(slot)?;
-            let name = self.read_bytes(self.entry_offset(slot) + entry::NAME, e.name_len);
+            let e = self.read_entry(map, slot)?;
+            let name = Self::read_bytes(map, Self::entry_offset(slot) + entry::NAME, e.name_len);
             let name = String::from_utf8(name)
-                .map_err(|_| self.corrupt(format!("directory slot {slot}: name is not UTF-8")))?;
+                .map_err(|_| map.corrupt(format!("directory slot {slot}: name is not UTF-8")))?;
             out.push(ObjectInfo {
                 name,
                 kind: e.kind,
-                type_name: self.type_name_of(&e),
+                type_name: self.type_name_of(map, &e),
                 len: e.len,
                 bytes: e.bytes,
             });
         }
         Ok(out)
-    }
-}
-
-impl Region {
-    /// Finds or creates the object `name`; returns its offset in the mapping.
-    pub(crate) fn object(
-        &self,
-        name: &str,
-        spec: &Spec,
-        init: impl FnOnce(*mut u8),
-    ) -> Result<usize> {
-        self.inner.get_or_create(name, spec, init)
     }
 }

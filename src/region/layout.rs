@@ -56,6 +56,25 @@
 //! A process claims a slot by taking an open-file-description write lock on byte
 //! `2^40 + slot` of the region file (its *lease*, which the kernel drops when the process dies),
 //! then bumping the generation. Its lock token is `generation << 10 | slot`.
+//!
+//! # Objects
+//!
+//! Each object starts on a [`PAD`] boundary and takes a whole number of [`PAD`]s: its words
+//! (the table below, in the modules named after each kind), then its data (aligned for the
+//! element type), then, for the kinds that have one, its hold table
+//! ([`HOLD_ENTRY`] bytes per process-table slot, 8-aligned).
+//!
+//! | kind | words (offset: meaning) | bytes of words | after the words |
+//! |------|-------------------------|----------------|-----------------|
+//! | Lock | 0: lock word | 4 | — |
+//! | RLock | 0: lock word, 4: owner thread, 8: count, 12: owner token | 16 | — |
+//! | Value, Array | 0: lock word | 4 | the elements |
+//! | RawValue, RawArray | none | 0 | the elements |
+//! | Semaphore, BoundedSemaphore | 0: count, 4: sleepers, 8: bound, 12: unused | 16 | hold table |
+//! | Condition | 0..16: its RLock's words, 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
+//! | Event | 0: flag | 4 | — |
+//! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
+//! | RwLock | 0: state, 4: flags, 8..16: unused | 16 | the value, then the hold table |
 
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
@@ -133,6 +152,99 @@ pub const SLOT_BITS: u32 = 10;
 pub mod proc {
     pub const GENERATION: usize = 0;
     pub const PID: usize = 4;
+}
+
+/// Bytes of one hold-table entry: an owner word and a counts word (see the protocol crate's
+/// `holds` module).
+pub const HOLD_ENTRY: usize = 8;
+
+/// A [`Lock`](crate::Lock)'s word.
+pub mod lock {
+    /// The mutex word.
+    pub const WORD: usize = 0;
+    /// Bytes of words.
+    pub const WORDS: usize = 4;
+}
+
+/// An [`RLock`](crate::RLock)'s words (also the first words of a
+/// [`Condition`](crate::Condition)).
+pub mod rlock {
+    /// The mutex word.
+    pub const LOCK: usize = 0;
+    /// The owning thread's id.
+    pub const OWNER_TID: usize = 4;
+    /// The recursion count.
+    pub const COUNT: usize = 8;
+    /// The owning process's token.
+    pub const OWNER_TOKEN: usize = 12;
+    /// Bytes of words.
+    pub const WORDS: usize = 16;
+}
+
+/// A [`Value`](crate::Value)'s or an [`Array`](crate::Array)'s lock word, before the data.
+pub mod locked {
+    /// The mutex word.
+    pub const LOCK: usize = 0;
+    /// Bytes of words (the data starts here, rounded up to the element's alignment).
+    pub const WORDS: usize = 4;
+}
+
+/// A [`Semaphore`](crate::Semaphore)'s or a [`BoundedSemaphore`](crate::BoundedSemaphore)'s
+/// words, before the hold table.
+pub mod semaphore {
+    /// The free permits (or the broken mark).
+    pub const VALUE: usize = 0;
+    /// Threads that may be sleeping.
+    pub const SLEEPERS: usize = 4;
+    /// The most permits a release may make.
+    pub const BOUND: usize = 8;
+    /// Bytes of words (one unused).
+    pub const WORDS: usize = 16;
+}
+
+/// A [`Condition`](crate::Condition)'s words: its [`RLock`](crate::RLock)'s, then its own.
+pub mod condition {
+    /// Where its RLock's words start (used when the condition has its own lock).
+    pub const RLOCK: usize = 0;
+    /// Bumped by each notify.
+    pub const SEQ: usize = crate::region::layout::rlock::WORDS;
+    /// Threads that may be waiting.
+    pub const SLEEPERS: usize = SEQ + 4;
+    /// Bytes of words.
+    pub const WORDS: usize = SLEEPERS + 4;
+    /// Where a condition on a shared RLock keeps that lock's name (as many bytes as the
+    /// directory entry's `len`).
+    pub const LOCK_NAME: usize = WORDS;
+}
+
+/// An [`Event`](crate::Event)'s word.
+pub mod event {
+    /// The flag, waiters bit and generation.
+    pub const WORD: usize = 0;
+    /// Bytes of words.
+    pub const WORDS: usize = 4;
+}
+
+/// A [`Barrier`](crate::Barrier)'s words.
+pub mod barrier {
+    /// The round and the arrivals.
+    pub const STATE: usize = 0;
+    /// Which rounds ended by a reset.
+    pub const RESETS: usize = 4;
+    /// The number of parties (also in the directory entry's `len`).
+    pub const PARTIES: usize = 8;
+    /// Bytes of words.
+    pub const WORDS: usize = 12;
+}
+
+/// An [`RwLock`](crate::RwLock)'s words, before the value and the hold table.
+pub mod rwlock {
+    /// Readers or the writer's token, and the waiting bits.
+    pub const STATE: usize = 0;
+    /// Poison and breakage.
+    pub const FLAGS: usize = 4;
+    /// Bytes of words (two unused; the value starts here, rounded up to its alignment).
+    pub const WORDS: usize = 16;
 }
 
 pub mod entry {

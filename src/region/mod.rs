@@ -1,25 +1,45 @@
-//! The region: one shared mapping holding a header, a directory of named objects, and the
-//! objects themselves. See [`layout`] for the bytes.
+//! The region: one shared mapping holding a header, a directory of named objects, a process
+//! table, and the objects themselves. See [`layout`] for the bytes.
+//!
+//! Its parts, each a type of its own, all reading the mapping through [`Mapping`]:
+//!
+//! - [`geometry`]: the header, validated into a [`Geometry`] before anything is built on it;
+//! - [`directory`]: the named objects ([`Directory`], [`Spec`], [`Kind`]);
+//! - [`procs`]: the process table, leases and liveness ([`ProcessTable`], [`Hold`]);
+//! - [`object`]: [`Object`], the one view of an object that every handle is built from.
+//!
+//! [`Inner`] puts them together; it implements the protocols' `Owners` (is a holder alive,
+//! how long to sleep before asking again).
 
 mod directory;
+mod geometry;
 pub(crate) mod layout;
+mod mapping;
+mod object;
 mod procs;
 
 use crate::error::{Error, Result};
-use crate::protocol::publish;
+use crate::protocol::mutex::Owners;
 use crate::sys;
-use layout::{HEADER_SIZE, header};
-use memmap2::MmapRaw;
+use directory::Directory;
+use geometry::Geometry;
+use layout::HEADER_SIZE;
+use mapping::Mapping;
+use procs::ProcessTable;
+use std::any::Any;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 pub(crate) use directory::Spec;
 pub use directory::{Kind, ObjectInfo};
+pub(crate) use object::{Fresh, Object};
 pub use procs::DEATH_CHECK_INTERVAL;
+pub(crate) use procs::Hold;
 
 /// A shared memory region holding named synchronization objects.
 ///
@@ -47,31 +67,18 @@ pub struct Region {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The mapping and the geometry read (and validated) from its header when it was opened. The
-/// geometry never changes after creation, so the validated copy is what every access uses,
-/// whatever another process later writes into the header.
+/// A region as this process has it: the mapped file, the geometry validated from its header
+/// when it was mapped (which never changes after creation, so the validated copy is what every
+/// access uses, whatever another process later writes into the header), the directory, the
+/// process table, and process-local state kept per object.
 pub(crate) struct Inner {
-    map: MmapRaw,
-    _file: File,
-    path: Option<PathBuf>,
-    size: usize,
-    slots: usize,
-    capacity: usize,
-    procs_offset: usize,
-    procs: usize,
-    heap_offset: usize,
-    /// This process's registration as `fork generation << 32 | token` (0: none yet); the
-    /// lock-free fast path of [`Inner::token`].
-    me: AtomicU64,
-    registration: std::sync::Mutex<Option<procs::Registration>>,
-    /// The last holder token found alive, and when (see `Inner::is_alive`).
-    alive_seen: AtomicU64,
-    /// The object ranges this process has handed out handles on (see `claim_range`).
-    ranges: std::sync::Mutex<std::collections::BTreeMap<usize, directory::Claim>>,
-    /// Per object offset, the guards this process holds on it (see `object::LocalHolds`).
-    local_holds: std::sync::Mutex<
-        std::collections::HashMap<usize, std::sync::Arc<crate::object::LocalHolds>>,
-    >,
+    map: Mapping,
+    geometry: Geometry,
+    dir: Directory,
+    procs: ProcessTable,
+    /// Process-local state per object offset, shared by every handle of this process on the
+    /// object (see [`Inner::local`]).
+    local: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -171,7 +178,7 @@ impl RegionOptions {
     pub fn anonymous(&self, size: usize) -> Result<Region> {
         let geometry = Geometry::for_new(size, self.capacity, self.procs)?;
         let file = sys::memfd(size as u64).map_err(|e| Error::io("memfd_create", None, e))?;
-        let inner = Inner::map_new(file, None, geometry)?;
+        let inner = Inner::new_region(file, None, geometry)?;
         Ok(Region {
             inner: Arc::new(inner),
         })
@@ -214,12 +221,12 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
     };
     file.set_len(size as u64)
         .map_err(|e| unlink_tmp(Error::io("set the length of", Some(path), e)))?;
-    let inner = Inner::map_new(file, Some(path.to_path_buf()), geometry).map_err(unlink_tmp)?;
-    match sys::link_into_place(&inner._file, tmp.as_deref(), path) {
+    let inner = Inner::new_region(file, Some(path.to_path_buf()), geometry).map_err(unlink_tmp)?;
+    match sys::link_into_place(inner.map.file(), tmp.as_deref(), path) {
         Ok(()) => {
             let inner = Arc::new(inner);
             let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-            if let Ok(id) = file_id(&inner._file) {
+            if let Ok(id) = file_id(inner.map.file()) {
                 open.push((id, Arc::downgrade(&inner)));
             }
             Ok(Region { inner })
@@ -270,8 +277,7 @@ fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
 type FileId = (u64, u64);
 
 /// The regions this process has open by path.
-static OPEN: std::sync::Mutex<Vec<(FileId, std::sync::Weak<Inner>)>> =
-    std::sync::Mutex::new(Vec::new());
+static OPEN: Mutex<Vec<(FileId, std::sync::Weak<Inner>)>> = Mutex::new(Vec::new());
 
 fn file_id(file: &File) -> io::Result<FileId> {
     use std::os::unix::fs::MetadataExt;
@@ -341,26 +347,22 @@ impl Region {
 
     /// The region file's path, or `None` for an anonymous region.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
+        self.inner.map.path()
     }
 
     /// The region's size in bytes.
     pub fn size(&self) -> usize {
-        self.inner.size
+        self.inner.geometry.size
     }
 
     /// The most objects the directory accepts.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.dir.capacity()
     }
 
     /// Bytes of object space not yet used.
     pub fn free_bytes(&self) -> usize {
-        let cursor = self.inner.u64_at(header::CURSOR).load(Relaxed);
-        usize::try_from(cursor)
-            .ok()
-            .filter(|c| (self.inner.heap_offset..=self.inner.size).contains(c))
-            .map_or(0, |c| self.inner.size - c)
+        self.inner.dir.free_bytes(&self.inner.map)
     }
 
     /// Every object in the directory, in directory order.
@@ -369,276 +371,163 @@ impl Region {
     ///
     /// [`Error::Corrupt`] if an entry is damaged.
     pub fn objects(&self) -> Result<Vec<ObjectInfo>> {
-        self.inner.list()
+        self.inner.dir.list(&self.inner.map)
     }
 }
 
 impl std::fmt::Debug for Region {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Region")
-            .field("path", &self.inner.path)
-            .field("size", &self.inner.size)
-            .field("capacity", &self.inner.capacity)
+            .field("path", &self.path())
+            .field("size", &self.size())
+            .field("capacity", &self.capacity())
             .finish_non_exhaustive()
     }
 }
 
-/// The fixed shape of a region.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    size: usize,
-    slots: usize,
-    capacity: usize,
-    procs_offset: usize,
-    procs: usize,
-    heap_offset: usize,
-}
-
-impl Geometry {
-    fn for_new(size: usize, capacity: Option<usize>, procs: usize) -> Result<Geometry> {
-        let invalid = |reason: String| Error::InvalidSize {
-            size: size as u64,
-            reason,
-        };
-        if size > isize::MAX as usize {
-            return Err(invalid("larger than the address space allows".into()));
-        }
-        let capacity = capacity.unwrap_or_else(|| layout::default_capacity(size as u64));
-        if capacity == 0 {
-            return Err(invalid("a directory capacity of 0 holds no objects".into()));
-        }
-        if !(1..=layout::MAX_PROCS).contains(&procs) {
-            return Err(invalid(format!(
-                "max_processes must be between 1 and {}, not {procs}",
-                layout::MAX_PROCS
-            )));
-        }
-        let (slots, heap_offset) = layout::slots_for(capacity)
-            .and_then(|slots| Some((slots, layout::heap_offset(slots, procs)?)))
-            .ok_or_else(|| invalid(format!("a directory of {capacity} objects is too large")))?;
-        let least = heap_offset + layout::PAD;
-        if size < least {
-            return Err(invalid(format!(
-                "the header and a directory of {capacity} objects need {heap_offset} bytes, \
-                 so the region must have at least {least}"
-            )));
-        }
-        Ok(Geometry {
-            size,
-            slots,
-            capacity,
-            procs_offset: layout::procs_offset(slots).expect("smaller than heap_offset"),
-            procs,
-            heap_offset,
-        })
-    }
-}
-
 impl Inner {
-    fn new(map: MmapRaw, file: File, path: Option<PathBuf>, g: Geometry) -> Inner {
-        Inner {
-            map,
-            _file: file,
-            path,
-            size: g.size,
-            slots: g.slots,
-            capacity: g.capacity,
-            procs_offset: g.procs_offset,
-            procs: g.procs,
-            heap_offset: g.heap_offset,
-            me: AtomicU64::new(0),
-            registration: std::sync::Mutex::new(None),
-            alive_seen: AtomicU64::new(0),
-            ranges: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-            local_holds: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-
     /// Maps a new, zero-filled file of `geometry.size` bytes and writes its header.
-    fn map_new(file: File, path: Option<PathBuf>, geometry: Geometry) -> Result<Inner> {
-        let map =
-            sys::map(&file, geometry.size).map_err(|e| Error::io("map", path.as_deref(), e))?;
-        let inner = Inner::new(map, file, path, geometry);
-        inner.write_header();
-        Ok(inner)
+    fn new_region(file: File, path: Option<PathBuf>, geometry: Geometry) -> Result<Inner> {
+        let map = Mapping::new(file, path, geometry.size)?;
+        geometry.write_header(&map);
+        Ok(Inner::new(map, geometry))
     }
 
-    /// Fills in the header of a fresh (zero-filled, not yet shared) region and publishes it.
-    fn write_header(&self) {
-        self.u64_at(header::MAGIC)
-            .store(u64::from_ne_bytes(layout::MAGIC), Relaxed);
-        self.u32_at(header::VERSION).store(layout::VERSION, Relaxed);
-        self.u32_at(header::LAYOUT).store(layout::LAYOUT, Relaxed);
-        self.u64_at(header::SIZE).store(self.size as u64, Relaxed);
-        self.u64_at(header::DIR_OFFSET)
-            .store(HEADER_SIZE as u64, Relaxed);
-        self.u64_at(header::DIR_SLOTS)
-            .store(self.slots as u64, Relaxed);
-        self.u64_at(header::CAPACITY)
-            .store(self.capacity as u64, Relaxed);
-        self.u64_at(header::HEAP_OFFSET)
-            .store(self.heap_offset as u64, Relaxed);
-        self.u64_at(header::CURSOR)
-            .store(self.heap_offset as u64, Relaxed);
-        self.u64_at(header::COUNT).store(0, Relaxed);
-        self.u64_at(header::PROCS_OFFSET)
-            .store(self.procs_offset as u64, Relaxed);
-        self.u64_at(header::PROCS).store(self.procs as u64, Relaxed);
-        self.u32_at(header::ALLOC_LOCK).store(0, Relaxed);
-        publish::publish(self.u32_at(header::STATE), layout::READY);
-    }
-
-    /// Maps an existing file of `len` bytes and validates its header: every field is checked
-    /// against the file's real length before anything else is read.
+    /// Maps an existing file of `len` bytes and validates its header into a [`Geometry`]
+    /// before anything else is built from it.
     fn map_existing(file: File, path: PathBuf, len: u64) -> Result<Inner> {
-        let path = Some(path);
-        let corrupt = |reason: String| Error::Corrupt {
-            path: path.clone(),
-            reason,
-        };
         if len < HEADER_SIZE as u64 {
             return Err(Error::Truncated {
-                path: path.clone(),
+                path: Some(path),
                 len,
                 needed: HEADER_SIZE as u64,
             });
         }
-        let size = usize::try_from(len)
+        let size = match usize::try_from(len)
             .ok()
             .filter(|&s| s <= isize::MAX as usize)
-            .ok_or_else(|| corrupt(format!("{len} bytes is too large to map")))?;
-        let map = sys::map(&file, size).map_err(|e| Error::io("map", path.as_deref(), e))?;
-        let unknown = Geometry {
-            size,
-            slots: 0,
-            capacity: 0,
-            procs_offset: size,
-            procs: 0,
-            heap_offset: size,
+        {
+            Some(size) => size,
+            None => {
+                return Err(Error::Corrupt {
+                    path: Some(path),
+                    reason: format!("{len} bytes is too large to map"),
+                });
+            }
         };
-        let mut inner = Inner::new(map, file, path.clone(), unknown);
-
-        let magic = inner.u64_at(header::MAGIC).load(Relaxed).to_ne_bytes();
-        if magic != layout::MAGIC {
-            return Err(corrupt("no shmsync magic number at the start".into()));
-        }
-        let version = inner.u32_at(header::VERSION).load(Relaxed);
-        if version != layout::VERSION {
-            return Err(Error::VersionMismatch {
-                found: version,
-                expected: layout::VERSION,
-            });
-        }
-        let found = inner.u32_at(header::LAYOUT).load(Relaxed);
-        if found != layout::LAYOUT {
-            return Err(Error::LayoutMismatch {
-                found: layout::describe_layout(found),
-                expected: layout::describe_layout(layout::LAYOUT),
-            });
-        }
-        // Acquire: the fields below were written before the state was published.
-        if publish::state(inner.u32_at(header::STATE)) != layout::READY {
-            return Err(corrupt("the header was never completed".into()));
-        }
-        let recorded = inner.u64_at(header::SIZE).load(Relaxed);
-        if recorded != len {
-            return Err(Error::SizeMismatch {
-                path,
-                header: recorded,
-                file: len,
-            });
-        }
-        let dir_offset = inner.u64_at(header::DIR_OFFSET).load(Relaxed);
-        if dir_offset != HEADER_SIZE as u64 {
-            return Err(corrupt(format!(
-                "directory offset {dir_offset}, expected {HEADER_SIZE}"
-            )));
-        }
-        let slots = inner.u64_at(header::DIR_SLOTS).load(Relaxed);
-        let capacity = inner.u64_at(header::CAPACITY).load(Relaxed);
-        let heap = inner.u64_at(header::HEAP_OFFSET).load(Relaxed);
-        let procs = inner.u64_at(header::PROCS).load(Relaxed);
-        let procs_offset = inner.u64_at(header::PROCS_OFFSET).load(Relaxed);
-        if procs == 0 || procs > layout::MAX_PROCS as u64 {
-            return Err(corrupt(format!("a process table of {procs} slots")));
-        }
-        let procs = procs as usize;
-        let slots = usize::try_from(slots)
-            .ok()
-            .filter(|s| s.is_power_of_two() && *s >= 2)
-            .ok_or_else(|| corrupt(format!("{slots} directory slots")))?;
-        let expected_heap = layout::heap_offset(slots, procs)
-            .filter(|&h| h as u64 <= len)
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "{slots} directory slots and {procs} process slots do not fit in {len} bytes"
-                ))
-            })?;
-        if capacity == 0 || capacity > slots as u64 / 2 {
-            return Err(corrupt(format!(
-                "directory capacity {capacity} does not suit {slots} slots"
-            )));
-        }
-        if heap != expected_heap as u64 {
-            return Err(corrupt(format!(
-                "object space starts at {heap}, expected {expected_heap}"
-            )));
-        }
-        let expected_procs = layout::procs_offset(slots).expect("below expected_heap");
-        if procs_offset != expected_procs as u64 {
-            return Err(corrupt(format!(
-                "process table at {procs_offset}, expected {expected_procs}"
-            )));
-        }
-        inner.slots = slots;
-        inner.capacity = capacity as usize;
-        inner.procs_offset = expected_procs;
-        inner.procs = procs;
-        inner.heap_offset = expected_heap;
-        Ok(inner)
+        let map = Mapping::new(file, Some(path), size)?;
+        let geometry = Geometry::read(&map, map.path())?;
+        Ok(Inner::new(map, geometry))
     }
 
-    /// The process-local record of the guards this process holds on the object at `offset`,
-    /// shared by every handle of this process on it.
-    pub(crate) fn local_holds(&self, offset: usize) -> std::sync::Arc<crate::object::LocalHolds> {
-        let mut map = self.local_holds.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(offset).or_default().clone()
+    fn new(map: Mapping, geometry: Geometry) -> Inner {
+        // A forked child must learn that it is one (fresh ids, no inherited leases) before it
+        // uses any region.
+        sys::install_fork_handler();
+        Inner {
+            dir: Directory::new(&geometry),
+            procs: ProcessTable::new(&geometry),
+            map,
+            geometry,
+            local: Mutex::new(HashMap::new()),
+        }
     }
 
-    pub(crate) fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    /// The process-local state of type `T` kept for the object at `offset`, created on first
+    /// use and shared by every handle of this process on that object.
+    pub(crate) fn local<T: Default + Send + Sync + 'static>(&self, offset: usize) -> Arc<T> {
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let state = map.entry(offset).or_insert_with(|| Arc::new(T::default()));
+        match state.clone().downcast::<T>() {
+            Ok(state) => state,
+            // Each offset holds one kind of object (the directory refuses overlaps), so one
+            // type of state; should another be asked for, it gets its own, unshared.
+            Err(_) => Arc::new(T::default()),
+        }
     }
 
     /// A pointer to byte `offset` of the mapping.
-    ///
-    /// Callers only pass offsets they have checked against `self.size`; the pointer itself
-    /// is computed with `wrapping_add`, so even a wrong offset cannot cause UB until used.
+    #[inline]
     pub(crate) fn ptr(&self, offset: usize) -> *mut u8 {
-        debug_assert!(offset <= self.size);
-        self.map.as_mut_ptr().wrapping_add(offset)
+        self.map.ptr(offset)
     }
 
-    /// The 32-bit word at `offset`.
-    pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(
-            offset % 4 == 0 && offset + 4 <= self.size,
-            "u32 at {offset}"
-        );
-        // SAFETY: the word is inside the mapping (asserted), 4-byte aligned (the mapping is
-        // page-aligned and `offset` is a multiple of 4), and the mapping lives as long as
-        // `self`, which the returned borrow cannot outlive. Other processes write it too, which
-        // is why it is only ever reached as an atomic.
-        unsafe { AtomicU32::from_ptr(self.ptr(offset).cast()) }
+    /// The word at `offset` of the mapping (a validated, 4-aligned offset).
+    #[cfg(test)]
+    pub(crate) fn word(&self, offset: usize) -> &sys::FutexWord {
+        self.map.word(offset)
     }
 
-    /// The 64-bit word at `offset`.
-    pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        assert!(
-            offset % 8 == 0 && offset + 8 <= self.size,
-            "u64 at {offset}"
-        );
-        // SAFETY: as for `u32_at`, with 8-byte alignment.
-        unsafe { AtomicU64::from_ptr(self.ptr(offset).cast()) }
+    /// The 64-bit word at `offset` of the mapping (a validated, 8-aligned offset).
+    #[cfg(test)]
+    pub(crate) fn u64_at(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
+        self.map.u64_at(offset)
+    }
+
+    /// Finds or creates the object `name` as `spec` (see [`Directory::get_or_create`]).
+    pub(crate) fn get_or_create(
+        &self,
+        name: &str,
+        spec: &Spec,
+        init: impl FnOnce(*mut u8),
+    ) -> Result<usize> {
+        let token = self.token();
+        self.dir
+            .get_or_create(&self.map, token, self, name, spec, init)
+    }
+
+    /// This process's lock token (see [`ProcessTable::token`]).
+    #[inline]
+    pub(crate) fn token(&self) -> u32 {
+        self.procs.token(&self.map)
+    }
+
+    /// This process's token with its fork generation (see [`ProcessTable::hold`]).
+    #[inline]
+    pub(crate) fn hold(&self) -> Hold {
+        self.procs.hold(&self.map)
+    }
+
+    /// Registers this process (if it is not yet), reporting failure.
+    pub(crate) fn ensure_registered(&self) -> Result<()> {
+        self.procs.ensure_registered(&self.map)
+    }
+
+    /// The token if this process is registered (in this fork generation).
+    #[inline]
+    pub(crate) fn current_token(&self) -> Option<u32> {
+        self.procs.current_token()
+    }
+
+    /// The number of process-table slots (the length of every hold table).
+    pub(crate) fn process_slots(&self) -> usize {
+        self.procs.slots()
+    }
+
+    /// The process-table slot of a registered process's token.
+    #[inline]
+    pub(crate) fn slot_of(&self, token: u32) -> Option<usize> {
+        self.procs.slot_of(token)
+    }
+
+    /// The pid of the process that registered `token`, if its slot still belongs to it.
+    pub(crate) fn pid_of(&self, token: u32) -> Option<u32> {
+        self.procs.pid_of(&self.map, token)
+    }
+}
+
+impl Owners for Inner {
+    fn is_alive(&self, token: u32) -> bool {
+        self.procs.is_alive(&self.map, token)
+    }
+
+    fn slice_end(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let slice = Instant::now() + DEATH_CHECK_INTERVAL;
+        Some(deadline.map_or(slice, |d| d.min(slice)))
+    }
+
+    fn expired(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

@@ -7,12 +7,15 @@
 //! dead when the slot's generation moved on (the slot was reclaimed) or nobody holds the lease.
 //! pids are never trusted for this (they are reused, and zombies look alive).
 
-use super::Inner;
+use super::geometry::Geometry;
 use super::layout::{PROC_ENTRY, SLOT_BITS, proc};
+use super::mapping::Mapping;
 use crate::error::{Error, Result};
-use crate::lock::Hold;
-use crate::protocol::mutex::{Owners, TOKEN_MASK};
-use crate::sys::{self, Lease};
+use crate::protocol::Word;
+use crate::protocol::mutex::TOKEN_MASK;
+use crate::sys::{self, FutexWord, Lease};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
@@ -23,9 +26,39 @@ pub(crate) const UNREGISTERED: u32 = 1;
 const GENERATION_MASK: u32 = TOKEN_MASK >> SLOT_BITS;
 
 /// This process's registration in one region.
-pub(crate) struct Registration {
+struct Registration {
     /// Holds the lease; dropping it (or dying) releases the slot.
     _lease: Lease,
+}
+
+/// What a guard needs to end its hold: the token it was taken with, and the fork generation
+/// it was taken in (a forked child's copy of the guard must leave the parent's lock alone).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hold {
+    pub(crate) token: u32,
+    generation: u32,
+}
+
+impl Hold {
+    /// Whether the hold belongs to this process (it was not inherited through a fork).
+    #[inline]
+    pub(crate) fn is_ours(self) -> bool {
+        sys::fork_generation() == self.generation
+    }
+}
+
+/// The region's process table, and this process's place in it.
+pub(crate) struct ProcessTable {
+    /// Where the table starts in the mapping.
+    offset: usize,
+    /// Its slots.
+    slots: usize,
+    /// This process's registration as `fork generation << 32 | token` (0: none yet); the
+    /// lock-free fast path of [`ProcessTable::hold`].
+    me: AtomicU64,
+    registration: Mutex<Option<Registration>>,
+    /// The last holder token found alive, and when (see [`ProcessTable::is_alive`]).
+    alive_seen: AtomicU64,
 }
 
 /// The slot and generation a token names.
@@ -36,9 +69,20 @@ fn split(token: u32) -> (usize, u32) {
     )
 }
 
-impl Inner {
-    fn proc_word(&self, slot: usize, field: usize) -> &std::sync::atomic::AtomicU32 {
-        self.u32_at(self.procs_offset + slot * PROC_ENTRY + field)
+impl ProcessTable {
+    /// The table of a region of geometry `g`, with this process not registered yet.
+    pub(crate) fn new(g: &Geometry) -> ProcessTable {
+        ProcessTable {
+            offset: g.procs_offset,
+            slots: g.procs,
+            me: AtomicU64::new(0),
+            registration: Mutex::new(None),
+            alive_seen: AtomicU64::new(0),
+        }
+    }
+
+    fn proc_word<'m>(&self, map: &'m Mapping, slot: usize, field: usize) -> &'m FutexWord {
+        map.word(self.offset + slot * PROC_ENTRY + field)
     }
 
     /// This process's lock token for the region, registering on first use and again in a
@@ -48,27 +92,33 @@ impl Inner {
     /// [`UNREGISTERED`]: locking still works, but a death of this process while holding a lock
     /// cannot be detected. Handle creation registers first and reports such errors.
     #[inline]
-    pub(crate) fn token(&self) -> u32 {
-        self.hold().token
+    pub(crate) fn token(&self, map: &Mapping) -> u32 {
+        self.hold(map).token
     }
 
     /// [`Inner::token`] together with the fork generation it belongs to, from one read of
     /// each: what a guard needs to release its hold (and to leave it alone in a forked child).
     #[inline]
-    pub(crate) fn hold(&self) -> Hold {
+    pub(crate) fn hold(&self, map: &Mapping) -> Hold {
         let generation = sys::fork_generation();
         let me = self.me.load(Relaxed);
         if me != 0 && (me >> 32) as u32 == generation {
-            return Hold::new(me as u32, generation);
+            return Hold {
+                token: me as u32,
+                generation,
+            };
         }
-        Hold::new(self.register().unwrap_or(UNREGISTERED), generation)
+        Hold {
+            token: self.register(map).unwrap_or(UNREGISTERED),
+            generation,
+        }
     }
 
     /// Registers this process (if it is not yet), reporting failure.
-    pub(crate) fn ensure_registered(&self) -> Result<()> {
+    pub(crate) fn ensure_registered(&self, map: &Mapping) -> Result<()> {
         match self.current_token() {
             Some(token) if token != UNREGISTERED => Ok(()),
-            _ => self.register().map(drop),
+            _ => self.register(map).map(drop),
         }
     }
 
@@ -79,28 +129,28 @@ impl Inner {
     }
 
     #[cold]
-    fn register(&self) -> Result<u32> {
+    fn register(&self, map: &Mapping) -> Result<u32> {
         let mut registration = self.registration.lock().unwrap_or_else(|e| e.into_inner());
         let generation = sys::fork_generation();
         let me = self.me.load(Relaxed);
         if me != 0 && (me >> 32) as u32 == generation && me as u32 != UNREGISTERED {
             return Ok(me as u32);
         }
-        let result = self.claim_slot(&mut registration);
+        let result = self.claim_slot(map, &mut registration);
         let token = *result.as_ref().unwrap_or(&UNREGISTERED);
         self.me
             .store((u64::from(generation) << 32) | u64::from(token), Relaxed);
         result
     }
 
-    fn claim_slot(&self, registration: &mut Option<Registration>) -> Result<u32> {
-        let path = self.path.as_deref();
-        let lease = Lease::open(&self._file).map_err(|e| Error::io("open a lease on", path, e))?;
+    fn claim_slot(&self, map: &Mapping, registration: &mut Option<Registration>) -> Result<u32> {
+        let path = map.path();
+        let lease = Lease::open(map.file()).map_err(|e| Error::io("open a lease on", path, e))?;
         let (pid, _) = sys::ids();
-        let start = pid as usize % self.procs;
+        let start = pid as usize % self.slots;
         let mut claimed = None;
-        for i in 0..self.procs {
-            let slot = (start + i) % self.procs;
+        for i in 0..self.slots {
+            let slot = (start + i) % self.slots;
             if lease
                 .try_take(slot as u32)
                 .map_err(|e| Error::io("take a lease on", path, e))?
@@ -109,16 +159,17 @@ impl Inner {
                 break;
             }
         }
-        let slot = claimed.ok_or(Error::ProcessTableFull { slots: self.procs })?;
+        let slot = claimed.ok_or(Error::ProcessTableFull { slots: self.slots })?;
         // The lease is ours: nobody else writes this slot until we die.
-        let old = self.proc_word(slot, proc::GENERATION).load(Relaxed);
+        let old = self.proc_word(map, slot, proc::GENERATION).load(Relaxed);
         let next = match (old.wrapping_add(1)) & GENERATION_MASK {
             0 => 1,
             g => g,
         };
-        self.proc_word(slot, proc::PID).store(pid, Relaxed);
+        self.proc_word(map, slot, proc::PID).store(pid, Relaxed);
         // Release: a reader that sees the new generation sees the pid too.
-        self.proc_word(slot, proc::GENERATION).store(next, Release);
+        self.proc_word(map, slot, proc::GENERATION)
+            .store(next, Release);
         let token = (next << SLOT_BITS) | slot as u32;
         // In a forked child this drops the parent's registration, whose lease descriptor the
         // fork handler already closed.
@@ -127,20 +178,20 @@ impl Inner {
     }
 
     /// The number of process-table slots (the length of every hold table).
-    pub(crate) fn process_slots(&self) -> usize {
-        self.procs
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
     }
 
     /// The process-table slot of a registered process's `token` (`None` for
     /// [`UNREGISTERED`]).
     pub(crate) fn slot_of(&self, token: u32) -> Option<usize> {
         let (slot, generation) = split(token);
-        (generation != 0 && slot < self.procs).then_some(slot)
+        (generation != 0 && slot < self.slots).then_some(slot)
     }
 
     /// Whether the process that took a lock with `token` may still be alive. `false` only when
     /// it is certainly gone: its slot was reclaimed, or its lease is no longer held.
-    pub(crate) fn is_alive(&self, token: u32) -> bool {
+    pub(crate) fn is_alive(&self, map: &Mapping, token: u32) -> bool {
         if Some(token) == self.current_token() {
             return true;
         }
@@ -151,11 +202,11 @@ impl Inner {
             // holder.
             return token == UNREGISTERED;
         }
-        if slot >= self.procs {
+        if slot >= self.slots {
             // No process can hold a slot the table does not have: damage, not a holder.
             return false;
         }
-        let current = self.proc_word(slot, proc::GENERATION).load(Acquire);
+        let current = self.proc_word(map, slot, proc::GENERATION).load(Acquire);
         // Generations only move forward (modulo 2^19): a slot whose generation is *ahead* of
         // the token's was reclaimed, so the token's process is gone. One that looks *behind* can
         // only be a stale read of a registration still in progress: ask the lease instead.
@@ -168,7 +219,7 @@ impl Inner {
         }
         // If the kernel cannot tell us, assume alive: a wrong "dead" would break mutual
         // exclusion, a wrong "alive" only delays recovery.
-        let alive = sys::lease_held(&self._file, slot as u32).unwrap_or(true);
+        let alive = sys::lease_held(map.file(), slot as u32).unwrap_or(true);
         if alive {
             self.alive_seen
                 .store((u64::from(token) << 32) | u64::from(now_ms()), Relaxed);
@@ -185,15 +236,15 @@ impl Inner {
     }
 
     /// The pid of the process that registered `token`, if its slot still belongs to it.
-    pub(crate) fn pid_of(&self, token: u32) -> Option<u32> {
+    pub(crate) fn pid_of(&self, map: &Mapping, token: u32) -> Option<u32> {
         let (slot, generation) = split(token);
         if generation == 0
-            || slot >= self.procs
-            || self.proc_word(slot, proc::GENERATION).load(Acquire) != generation
+            || slot >= self.slots
+            || self.proc_word(map, slot, proc::GENERATION).load(Acquire) != generation
         {
             return None;
         }
-        Some(self.proc_word(slot, proc::PID).load(Relaxed))
+        Some(self.proc_word(map, slot, proc::PID).load(Relaxed))
     }
 }
 
@@ -210,19 +261,4 @@ const ALIVE_CACHE_MS: u32 = 5;
 fn now_ms() -> u32 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u32
-}
-
-impl Owners for Inner {
-    fn is_alive(&self, token: u32) -> bool {
-        Inner::is_alive(self, token)
-    }
-
-    fn slice_end(&self, deadline: Option<Instant>) -> Option<Instant> {
-        let slice = Instant::now() + DEATH_CHECK_INTERVAL;
-        Some(deadline.map_or(slice, |d| d.min(slice)))
-    }
-
-    fn expired(&self, deadline: Option<Instant>) -> bool {
-        deadline.is_some_and(|d| Instant::now() >= d)
-    }
 }

@@ -3,6 +3,7 @@
 use super::layout::{self, ENTRY_SIZE, HEADER_SIZE, PAD, entry, header};
 use super::*;
 use crate::Kind;
+use crate::protocol::Word;
 use std::sync::atomic::Ordering::Relaxed;
 
 fn region(capacity: usize) -> Region {
@@ -20,9 +21,9 @@ fn new_header_is_complete_and_valid() {
         i.u64_at(header::MAGIC).load(Relaxed).to_ne_bytes(),
         layout::MAGIC
     );
-    assert_eq!(i.u32_at(header::VERSION).load(Relaxed), layout::VERSION);
-    assert_eq!(i.u32_at(header::LAYOUT).load(Relaxed), layout::LAYOUT);
-    assert_eq!(i.u32_at(header::STATE).load(Relaxed), layout::READY);
+    assert_eq!(i.word(header::VERSION).load(Relaxed), layout::VERSION);
+    assert_eq!(i.word(header::LAYOUT).load(Relaxed), layout::LAYOUT);
+    assert_eq!(i.word(header::STATE).load(Relaxed), layout::READY);
     assert_eq!(i.u64_at(header::SIZE).load(Relaxed), 64 * 1024);
     assert_eq!(i.u64_at(header::DIR_SLOTS).load(Relaxed), 32);
     assert_eq!(i.u64_at(header::CAPACITY).load(Relaxed), 16);
@@ -71,15 +72,23 @@ fn geometry_rejects_unusable_sizes() {
 #[test]
 fn objects_are_padded_apart_and_listed() {
     let r = region(16);
-    let a = r.object("a", &Spec::plain(Kind::Lock), |_| {}).unwrap();
-    let b = r.object("b", &Spec::plain(Kind::Lock), |_| {}).unwrap();
+    let a = r
+        .inner
+        .get_or_create("a", &Spec::plain(Kind::Lock), |_| {})
+        .unwrap();
+    let b = r
+        .inner
+        .get_or_create("b", &Spec::plain(Kind::Lock), |_| {})
+        .unwrap();
     let v = r
-        .object("v", &Spec::of::<u64>(Kind::Value, 1), |_| {})
+        .inner
+        .get_or_create("v", &Spec::of::<u64>(Kind::Value, 1), |_| {})
         .unwrap();
     assert_eq!(b - a, PAD, "two locks never share a padding unit");
     assert_eq!(v - b, PAD);
     assert_eq!(
-        r.object("a", &Spec::plain(Kind::Lock), |_| panic!())
+        r.inner
+            .get_or_create("a", &Spec::plain(Kind::Lock), |_| panic!())
             .unwrap(),
         a
     );
@@ -202,14 +211,14 @@ fn damaged_entries_are_reported_not_trusted() {
     let r = region(16);
     r.value("v", 1u64).unwrap();
     let slot = (0..32)
-        .find(|s| r.inner.u32_at(HEADER_SIZE + s * ENTRY_SIZE).load(Relaxed) != 0)
+        .find(|s| r.inner.word(HEADER_SIZE + s * ENTRY_SIZE).load(Relaxed) != 0)
         .unwrap();
     let at = HEADER_SIZE + slot * ENTRY_SIZE;
     let check = |field: usize, value: u64, wide: bool| {
         let old = if wide {
             r.inner.u64_at(at + field).swap(value, Relaxed)
         } else {
-            u64::from(r.inner.u32_at(at + field).swap(value as u32, Relaxed))
+            u64::from(r.inner.word(at + field).swap(value as u32, Relaxed))
         };
         let e = r.value("v", 0u64).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "field {field}: {e}");
@@ -217,7 +226,7 @@ fn damaged_entries_are_reported_not_trusted() {
         if wide {
             r.inner.u64_at(at + field).store(old, Relaxed);
         } else {
-            r.inner.u32_at(at + field).store(old as u32, Relaxed);
+            r.inner.word(at + field).store(old as u32, Relaxed);
         }
         assert_eq!(r.value("v", 0u64).unwrap().load().unwrap(), 1);
     };
@@ -321,7 +330,7 @@ fn a_stuck_allocation_lock_is_an_error_not_a_hang() {
     // A live-looking holder (an unregistered process's token is never judged dead) that never
     // lets go.
     r.inner
-        .u32_at(header::ALLOC_LOCK)
+        .word(header::ALLOC_LOCK)
         .store(super::procs::UNREGISTERED, Relaxed);
     assert!(matches!(
         r.lock("new"),
@@ -355,7 +364,7 @@ fn overlapping_objects_from_a_damaged_directory_are_refused() {
         (0..32)
             .map(|s| HEADER_SIZE + s * ENTRY_SIZE)
             .find(|&at| {
-                r.inner.u32_at(at).load(Relaxed) == layout::ENTRY_READY
+                r.inner.word(at).load(Relaxed) == layout::ENTRY_READY
                     && r.inner.u64_at(at + entry::NAME_HASH).load(Relaxed)
                         == layout::fnv1a(name.as_bytes())
             })

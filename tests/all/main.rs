@@ -19,6 +19,7 @@ mod directory;
 mod event;
 mod files;
 mod fork;
+mod layers;
 mod lock;
 mod owner_death;
 mod raw;

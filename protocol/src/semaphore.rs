@@ -24,7 +24,7 @@
 //! futex wait finds the new value and does not sleep (store-load ordering on both sides).
 //!
 //! Each take is bracketed by the caller's [`Attribution`]: the hold table of a
-//! [`Permit`](crate::Permit) (see [`holds`](super::holds)), or nothing for Python's
+//! `Permit` (see [`holds`](super::holds)), or nothing for Python's
 //! unattributed `acquire`.
 //!
 //! [`BROKEN`] is set when a process died mid-change of the word, so that the count of permits

@@ -1,7 +1,7 @@
 //! The hold table: which process holds how many semaphore permits or read locks, so that the
 //! holds of a process that died can be given back.
 //!
-//! A [`Semaphore`](crate::Semaphore) permit or an [`RwLock`](crate::RwLock) read lock is a count
+//! A `Semaphore` permit or an `RwLock` read lock is a count
 //! in one word, which cannot say who contributed to it. Objects that must survive the death of
 //! a holder keep, next to that word, one [`Entry`] per process-table slot: the process that
 //! uses the slot records there how many holds it has, and marks every change of the object's

@@ -1,20 +1,28 @@
-//! Lock protocols on 32-bit words, written once and generic over [`Word`](crate::word::Word).
+//! The protocols of [shmsync](https://docs.rs/shmsync): lock, semaphore, condition-variable,
+//! event, barrier and reader-writer protocols on 32-bit words, written once and generic over
+//! [`Word`].
 //!
-//! Nothing in this module makes a system call or touches a std atomic directly, so the
-//! `loom-tests` crate model-checks exactly these functions with a loom-backed word.
+//! This crate is shmsync's innermost layer, and the compiler keeps it that way: it forbids
+//! `unsafe` code and has no dependencies, so nothing here can make a system call or touch shared
+//! memory except through a [`Word`]. shmsync runs these functions on futex words in a shared
+//! mapping; its `loom-tests` crate runs the very same functions on loom atomics with a modelled
+//! futex. It is an implementation detail of shmsync, not a stable API of its own.
 //!
-//! - [`mutex`]: the lock word of [`Lock`](crate::Lock) and of the locks inside
-//!   [`Value`](crate::Value) and [`Array`](crate::Array) (and the region's allocation lock).
-//! - [`rmutex`]: the re-entrant lock of [`RLock`](crate::RLock): a mutex word plus owner and count.
+//! - [`word`]: the [`Word`] trait (atomic operations, futex wait and wake, spin hints).
+//! - [`mutex`]: the lock word of `Lock` and of the locks inside `Value` and `Array` (and the
+//!   region's allocation lock).
+//! - [`rmutex`]: the re-entrant lock of `RLock`: a mutex word plus owner and count.
 //! - [`publish`]: one-way publication of a header or a directory entry.
-//! - [`semaphore`]: [`Semaphore`](crate::Semaphore) and
-//!   [`BoundedSemaphore`](crate::BoundedSemaphore): a count of permits.
+//! - [`semaphore`]: `Semaphore` and `BoundedSemaphore`: a count of permits.
 //! - [`holds`]: the per-process hold table that gives a dead process's permits and read
 //!   locks back.
-//! - [`condvar`]: [`Condition`](crate::Condition): a sequence word next to an [`rmutex`].
-//! - [`event`]: [`Event`](crate::Event): a flag with a generation.
-//! - [`barrier`]: [`Barrier`](crate::Barrier): arrivals and rounds.
-//! - [`rwlock`]: [`RwLock`](crate::RwLock): readers or a writer.
+//! - [`condvar`]: `Condition`: a sequence word next to an [`rmutex`].
+//! - [`event`]: `Event`: a flag with a generation.
+//! - [`barrier`]: `Barrier`: arrivals and rounds.
+//! - [`rwlock`]: `RwLock`: readers or a writer.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod barrier;
 pub mod condvar;
@@ -25,6 +33,9 @@ pub mod publish;
 pub mod rmutex;
 pub mod rwlock;
 pub mod semaphore;
+pub mod word;
+
+pub use word::{WaitOutcome, Word};
 
 use std::time::Instant;
 
@@ -61,8 +72,8 @@ impl Block {
         }
     }
 
-    /// The deadline to pass to [`Word::wait`](crate::word::Word::wait) (`None`: no limit).
-    pub(crate) fn deadline(self) -> Option<Instant> {
+    /// The deadline to pass to [`Word::wait`](Word::wait) (`None`: no limit).
+    pub fn deadline(self) -> Option<Instant> {
         match self {
             Block::Until(t) => Some(t),
             Block::Try | Block::Forever => None,

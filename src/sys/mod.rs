@@ -1,0 +1,24 @@
+//! Every system call the library makes, one file per job:
+//!
+//! - [`futex`]: shared futex wait and wake, and [`FutexWord`], the word the protocols run on;
+//! - [`spin`]: the adaptive spin before a futex wait (and how many CPUs are online);
+//! - [`ids`]: thread and process ids, and the fork generation;
+//! - [`files`]: creating, publishing, opening and mapping region files and memfds;
+//! - [`lease`]: liveness leases (byte locks the kernel drops when their process dies) and the
+//!   fork handler.
+//!
+//! Dependencies point one way inside: `futex` → `spin`, `files` → `ids`, `lease` → `ids`.
+
+mod files;
+mod futex;
+mod ids;
+mod lease;
+mod spin;
+
+pub(crate) use files::{
+    create_hidden, effective_uid, file_len, link_into_place, map, memfd, open_existing, owner,
+    unlink,
+};
+pub(crate) use futex::FutexWord;
+pub(crate) use ids::{fork_generation, ids};
+pub(crate) use lease::{Lease, install_fork_handler, lease_held};
