@@ -46,9 +46,10 @@
 mod support;
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, black_box, criterion_group};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group};
 use shmsync::{Lock, Region, Value};
 use std::cell::{Cell, RefCell};
+use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};

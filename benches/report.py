@@ -1021,7 +1021,7 @@ def explain(r, targets):
             "shmsync's release cannot be a plain store: the word carries the holder's token and "
             "the WAITERS and POISONED bits, so `unlock` is a second compare-exchange, token → 0, "
             "which fails over to the slow path if someone sleeps, the lock is poisoned, or the "
-            "releaser is not the holder (`src/protocol/mutex.rs`). "
+            "releaser is not the holder (`protocol/src/mutex.rs`). "
             + ("On this CPU that second compare-exchange is the most expensive way to release: "
                if cas_cas > max(cas_swap, futex) else "How the ways to release compare here: ")
             + f"CAS + CAS costs "
@@ -1058,7 +1058,7 @@ def explain(r, targets):
             "would make usable again). A plain load before the swap narrows that window to the "
             "instants between the two instructions, but a releaser preempted there can still "
             "free a lock that was released, re-taken, orphaned and taken over meanwhile. The "
-            "compare-exchange is what makes `unlock` / `unlock_own` (`src/protocol/mutex.rs`) "
+            "compare-exchange is what makes `unlock` / `unlock_own` (`protocol/src/mutex.rs`) "
             "release only what they saw; the loom models check exactly that.")
         if cas_swap / floor > 2.0:
             body.append(
@@ -1082,7 +1082,7 @@ def explain(r, targets):
                 + (f", while the guard forms, which do the same two compare-exchanges, measured "
                    + " and ".join(fmt_ns(g) for g in others) if others else "")
                 + ". The uncontended path is one compare-exchange each way (`lock` / `unlock` "
-                "in `src/protocol/mutex.rs`, inlined through `RawLock::acquire` / `release` in "
+                "in `protocol/src/mutex.rs`, inlined through `RawLock::acquire` / `release` in "
                 "`src/lock.rs`); the adaptive spin only runs once the acquire's compare-exchange "
                 "has failed.")
         out.append(("Uncontended `Lock` against the floor and pthread", body))
@@ -1131,7 +1131,7 @@ def explain(r, targets):
             "What differs: the minimal futex mutex's waiter goes to sleep at once, so the holder "
             "runs alone, at uncontended speed, for the 20–40 µs a cross-CPU wake-up takes here, "
             "and pays one wake system call per sleep. shmsync's waiter spins first "
-            "(`spin()` in `src/protocol/mutex.rs`), since on two CPUs the spin usually catches "
+            "(`spin()` in `protocol/src/mutex.rs`), since on two CPUs the spin usually catches "
             "the release; between two reads of the word it pauses 4, 8, 16, … up to 256 rounds "
             "of `spin_loop` (25–60 ns each here), so after its first few reads a waiter pulls "
             "the lock's cache line from the holder only every few microseconds. But the first "
@@ -1198,7 +1198,7 @@ def explain(r, targets):
                     f"2 µs, switching {md['switches']} times between fast and slow.")
         body.append(
             "What the code does: a contended acquire spins whatever the WAITERS bit says, with a "
-            "process-local budget per lock (`adaptive` in `src/word.rs`) that doubles when a "
+            "process-local budget per lock (`src/sys/spin.rs`) that doubles when a "
             "spin catches the release and halves when the waiter has to sleep, between 2 and "
             "2048 pause rounds (50–120 µs at 25–60 ns a round here, longer than a cross-CPU "
             "wake-up). While both "
@@ -1251,7 +1251,7 @@ def observations(r):
             f"{fmt_x(re / floor)} the floor, although it does no atomic read-modify-write at all "
             "(only the count word changes). Each enter and exit calls `sys::ids()` (a `Once` check "
             "for the fork handler, then a thread-local read) and looks up the region token "
-            "(`src/rlock.rs`, `src/sys.rs`); caching the thread id and token once per guard would "
+            "(`src/rlock.rs`, `src/sys/ids.rs`); caching the thread id and token once per guard would "
             f"remove most of it. A first `RLock` acquire + release takes {fmt_ns(rl)} against "
             f"{fmt_ns(guard)} for a `Lock` guard.")
     rv = r.ns("uncontended/floor_variants/raw_value_seqcst")
@@ -1288,7 +1288,7 @@ def observations(r):
             + (f" and an `RwLock` read guard {fmt_ns(read)} ({fmt_x(read / pread)} "
                f"`pthread_rwlock_t`'s {fmt_ns(pread)})" if read and pread else "")
             + ": besides the read-modify-write on the object's word, each hold is recorded in "
-            "this process's entry of the object's hold table (`src/protocol/holds.rs`: `begin` "
+            "this process's entry of the object's hold table (`protocol/src/holds.rs`: `begin` "
             "and `commit_take` on the way in, `begin_give` and `end_give` on the way out, four "
             "more atomic read-modify-writes), which is what lets a dead process's permits and "
             "read locks be given back; neither POSIX object can do that. The unattributed "
@@ -1297,7 +1297,7 @@ def observations(r):
     if ev and ld and ev > 1.5 * ld:
         out.append(
             f"`Event::is_set` takes {fmt_ns(ev)} against {fmt_ns(ld)} for the Acquire load it "
-            "amounts to (`src/protocol/event.rs`): the handle (`src/event.rs`) keeps a pointer "
+            "amounts to (`protocol/src/event.rs`): the handle (`src/event.rs`) keeps a pointer "
             "to the object, so `is_set` is two dependent loads, the pointer and then the word, "
             "where the baseline keeps the word's address in a register.")
     op = r.ns("region_open/open_existing_1MiB")

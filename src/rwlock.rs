@@ -36,9 +36,8 @@ use std::time::Duration;
 ///   counts its own guards in private memory, and refuses (marking the lock broken) when the
 ///   shared words would let a writer in beside its readers or a reader beside its writer.
 /// - A reader that dies in the middle of taking or dropping a read lock (between the count
-///   change and its record: two atomic instructions, but a process that does little else than
-///   take and drop read locks spends much of its time there; an independent review SIGKILLed
-///   such a loop at random moments and found the lock broken after 25% of the kills): nobody
+///   change and its record; how often a random kill lands there is measured in the README's
+///   death table): nobody
 ///   can tell whether it held one, so the lock is marked broken and every acquire fails with
 ///   [`LockError::NotRecoverable`] / [`TryLockError::NotRecoverable`]
 ///   ([`is_broken`](RwLock::is_broken) says so). There is no repair yet: recreate the object

@@ -26,10 +26,8 @@ use std::time::Duration;
 /// per process slot of the region): if its process dies, waiters give it back within
 /// [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL). If a process dies at the one moment
 /// where nobody can tell whether its permit was taken or given back (between the count change
-/// and its record: two atomic instructions, but a process that does little else than take and
-/// drop permits spends much of its time there; an independent review SIGKILLed such a loop at
-/// random moments and found the semaphore broken after 15% of the kills), the semaphore is
-/// marked broken: every later call fails with [`Error::Broken`] (or returns `false`) instead of
+/// and its record; how often a random kill lands there is measured in the README's death
+/// table), the semaphore is marked broken: every later call fails with [`Error::Broken`] (or returns `false`) instead of
 /// counting wrong, until [`repair`](Semaphore::repair) states the count again.
 ///
 /// # Examples

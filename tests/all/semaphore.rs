@@ -261,7 +261,7 @@ pub fn child_reuser() -> Result<()> {
     Ok(())
 }
 
-/// `counts` of an in-flight change in a hold-table entry (`src/protocol/holds.rs`).
+/// `counts` of an in-flight change in a hold-table entry (`protocol/src/holds.rs`).
 const INTENT: u32 = 1 << 20;
 
 /// In the region file at `path`: marks a change of object `name`'s word in flight in the one
