@@ -563,12 +563,10 @@ impl From<rwlock::Outcome> for Got {
     }
 }
 
-impl From<RError> for Error {
-    /// A release or wait by a thread that does not own the re-entrant lock.
-    fn from(e: RError) -> Error {
-        match e {
-            RError::NotOwner => Error::NotOwner,
-            RError::NotLocked | RError::CountOverflow => Error::NotLocked,
-        }
+/// The error of a release, wait or notify by a thread that does not own a re-entrant lock.
+pub(crate) fn not_owner(e: RError) -> Error {
+    match e {
+        RError::NotOwner => Error::NotOwner,
+        RError::NotLocked | RError::CountOverflow => Error::NotLocked,
     }
 }

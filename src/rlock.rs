@@ -1,6 +1,6 @@
 //! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
 
-use crate::error::{Error, Got, LockError, Result, TryLockError};
+use crate::error::{Error, Got, LockError, Result, TryLockError, not_owner};
 use crate::protocol::mutex;
 use crate::protocol::rmutex::RMutex;
 use crate::protocol::{Block, Word};
@@ -111,7 +111,7 @@ impl RLock {
     #[inline]
     fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
-        Ok(self.words().release(tid, token)?)
+        self.words().release(tid, token).map_err(not_owner)
     }
 
     /// Acquires the lock, Python style (see [`Lock::acquire`](crate::Lock::acquire) for

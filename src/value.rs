@@ -298,7 +298,7 @@ pub struct DataGuard<'a, S: ?Sized> {
     lock: &'a RawLock,
     data: NonNull<S>,
     hold: Hold,
-    _borrow: PhantomData<&'a mut S>,
+    _borrow: PhantomData<&'a S>,
 }
 
 /// A [`Value`]'s guard.

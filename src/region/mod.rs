@@ -26,7 +26,7 @@ use geometry::Geometry;
 use layout::HEADER_SIZE;
 use mapping::Mapping;
 use procs::ProcessTable;
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     procs: ProcessTable,
     /// Process-local state per object offset, shared by every handle of this process on the
     /// object (see [`Inner::local`]).
-    local: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
+    local: Mutex<HashMap<(usize, TypeId), Arc<dyn Any + Send + Sync>>>,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -176,6 +176,7 @@ impl RegionOptions {
 
     /// Creates an anonymous region; see [`Region::anonymous`].
     pub fn anonymous(&self, size: usize) -> Result<Region> {
+        sys::install_fork_handler();
         let geometry = Geometry::for_new(size, self.capacity, self.procs)?;
         let file = sys::memfd(size as u64).map_err(|e| Error::io("memfd_create", None, e))?;
         let inner = Inner::new_region(file, None, geometry)?;
@@ -203,6 +204,9 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region> {
+    // Before anything caches this process's ids (`create_hidden` may): a forked child must
+    // learn that it is one.
+    sys::install_fork_handler();
     let geometry = Geometry::for_new(size, options.capacity, options.procs)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -239,6 +243,7 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
 }
 
 fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
+    sys::install_fork_handler();
     let file = sys::open_existing(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
         _ => Error::io("open", Some(path), e),
@@ -437,13 +442,13 @@ impl Inner {
     /// use and shared by every handle of this process on that object.
     pub(crate) fn local<T: Default + Send + Sync + 'static>(&self, offset: usize) -> Arc<T> {
         let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        let state = map.entry(offset).or_insert_with(|| Arc::new(T::default()));
-        match state.clone().downcast::<T>() {
-            Ok(state) => state,
-            // Each offset holds one kind of object (the directory refuses overlaps), so one
-            // type of state; should another be asked for, it gets its own, unshared.
-            Err(_) => Arc::new(T::default()),
-        }
+        let state = map
+            .entry((offset, TypeId::of::<T>()))
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        state
+            .downcast::<T>()
+            .expect("the entry of (offset, TypeId::of::<T>()) holds a T")
     }
 
     /// A pointer to byte `offset` of the mapping.
@@ -471,9 +476,8 @@ impl Inner {
         spec: &Spec,
         init: impl FnOnce(*mut u8),
     ) -> Result<usize> {
-        let token = self.token();
         self.dir
-            .get_or_create(&self.map, token, self, name, spec, init)
+            .get_or_create(&self.map, || self.token(), self, name, spec, init)
     }
 
     /// This process's lock token (see [`ProcessTable::token`]).

@@ -30,7 +30,8 @@ pub(crate) struct Object {
     offset: usize,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
-    next_scan: Arc<AtomicU64>,
+    /// `None` for objects without a hold table.
+    next_scan: Option<Arc<AtomicU64>>,
 }
 
 // SAFETY: `base` points into the mapping owned by `region`, which lives as long as this value;
@@ -76,7 +77,7 @@ impl Object {
             entries: spec.holds(),
             size,
             offset,
-            next_scan: Arc::new(AtomicU64::new(0)),
+            next_scan: (spec.holds() > 0).then(|| Arc::new(AtomicU64::new(0))),
         })
     }
 
@@ -156,8 +157,9 @@ impl Object {
 
     /// Gives back the holds of every dead process in the table, as process `me`.
     pub(crate) fn reclaim(&self, me: u32, object: &impl Holder) {
-        self.next_scan
-            .store(millis() + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        if let Some(next_scan) = &self.next_scan {
+            next_scan.store(millis() + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        }
         for slot in 0..self.entries {
             self.entry(slot).reclaim_if_dead(me, &*self.region, object);
         }
@@ -174,7 +176,11 @@ impl Object {
     /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago
     /// (for single tries, which may come in a tight loop).
     pub(crate) fn reclaim_now_and_then(&self, me: u32, object: &impl Holder) {
-        if millis() >= self.next_scan.load(Relaxed) {
+        if self
+            .next_scan
+            .as_ref()
+            .is_some_and(|next| millis() >= next.load(Relaxed))
+        {
             self.reclaim(me, object);
         }
     }
