@@ -314,3 +314,21 @@ impl Region {
         })
     }
 }
+
+/// A `Condition` travels to a spawned child by region and name, with the name of its shared
+/// lock if it has one.
+impl crate::Transfer for Condition {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)?;
+        let shared = self.lock.object();
+        let lock = (!shared.same(&self.object)).then(|| shared.name().to_string());
+        crate::Transfer::encode(&lock, out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        match <Option<String> as crate::Transfer>::decode(input)? {
+            None => region.condition(&name),
+            Some(lock) => region.condition_on(&name, &lock),
+        }
+    }
+}

@@ -25,6 +25,11 @@ impl RawLock {
         RawLock { object }
     }
 
+    /// The object the lock word starts.
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
     #[inline]
     pub(crate) fn word(&self) -> &FutexWord {
         self.object.word(layout::lock::WORD)
@@ -395,5 +400,16 @@ impl Region {
         Ok(Lock {
             data: DataLock::new(RawLock::new(object)),
         })
+    }
+}
+
+/// A `Lock` travels to a spawned child by region and name.
+impl crate::Transfer for Lock {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(self.raw().object())
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.lock(&name)
     }
 }

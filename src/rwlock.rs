@@ -473,3 +473,14 @@ impl Region {
         })
     }
 }
+
+/// An `RwLock` travels to a spawned child by region and name (its guards do not).
+impl<T: Pod> crate::Transfer for RwLock<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.rwlock(&name, T::zeroed())
+    }
+}

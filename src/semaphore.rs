@@ -441,3 +441,27 @@ impl Region {
             .map(BoundedSemaphore)
     }
 }
+
+/// A `Semaphore` travels to a spawned child by region and name (its `Permit`s do not: they are
+/// their process's).
+impl crate::Transfer for Semaphore {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        // The object exists: the initial value is not used.
+        region.semaphore(&name, 0)
+    }
+}
+
+/// A `BoundedSemaphore` travels to a spawned child by region and name.
+impl crate::Transfer for BoundedSemaphore {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.0.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.bounded_semaphore(&name, 0)
+    }
+}

@@ -28,6 +28,8 @@ pub(crate) struct Object {
     size: usize,
     /// The object's offset in the region.
     offset: usize,
+    /// The object's name in the directory.
+    name: Arc<str>,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
     /// `None` for objects without a hold table.
@@ -77,6 +79,7 @@ impl Object {
             entries: spec.holds(),
             size,
             offset,
+            name: name.into(),
             next_scan: (spec.holds() > 0).then(|| Arc::new(AtomicU64::new(0))),
         })
     }
@@ -84,6 +87,18 @@ impl Object {
     /// The object's offset in the region (its identity within this process).
     pub(crate) fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// The object's name in the directory.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The region the object lives in, as a [`Region`] handle.
+    pub(crate) fn region_handle(&self) -> Region {
+        Region {
+            inner: self.region.clone(),
+        }
     }
 
     /// The region the object lives in.
