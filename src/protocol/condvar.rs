@@ -154,7 +154,7 @@ impl<W: Word> Condvar<'_, W> {
         loop {
             // Sleep in slices: a wake call that was skipped or went to a waiter that then
             // found no wake-up (or died) costs one slice, not a notify.
-            let outcome = self.seq.wait(seq, owners.slice_end(deadline));
+            self.seq.wait(seq, owners.slice_end(deadline));
             if self.seq.load(Relaxed) == seq && !owners.expired(deadline) {
                 // A slice ended, or a spurious return (a signal): no notify since we looked.
                 continue;
