@@ -40,8 +40,8 @@ const FLAGS: usize = 4;
 ///   shared words would let a writer in beside its readers or a reader beside its writer.
 /// - A reader that dies in the middle of taking or dropping a read lock (between the count
 ///   change and its record: two atomic instructions, but a process that does little else than
-///   take and drop read locks spends much of its time there; an independent review SIGKILLed
-///   such a loop at random moments and found the lock broken after 25% of the kills): nobody
+///   take and drop read locks spends much of its time there: see the README for measured
+///   rates): nobody
 ///   can tell whether it held one, so the lock is marked broken and every acquire fails with
 ///   [`LockError::NotRecoverable`] / [`TryLockError::NotRecoverable`]
 ///   ([`is_broken`](RwLock::is_broken) says so). There is no repair yet: recreate the object

@@ -32,9 +32,8 @@ const BOUND: usize = 8;
 /// [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL). If a process dies at the one moment
 /// where nobody can tell whether its permit was taken or given back (between the count change
 /// and its record: two atomic instructions, but a process that does little else than take and
-/// drop permits spends much of its time there; an independent review SIGKILLed such a loop at
-/// random moments and found the semaphore broken after 15% of the kills), the semaphore is
-/// marked broken: every later call fails with [`Error::Broken`] (or returns `false`) instead of
+/// drop permits spends much of its time there: see the README for measured rates), the
+/// semaphore is marked broken: every later call fails with [`Error::Broken`] (or returns `false`) instead of
 /// counting wrong, until [`repair`](Semaphore::repair) states the count again.
 ///
 /// # Examples
