@@ -167,15 +167,13 @@ impl<W: Word> Semaphore<'_, W> {
             let outcome = self.value.wait(0, owners.slice_end(deadline));
             self.sleepers.fetch_sub(1, Relaxed);
             reclaim();
-            if outcome == WaitOutcome::TimedOut {
-                if owners.expired(deadline) {
-                    // One last look: the permit may have come with the deadline.
-                    return match self.try_take(attribution) {
-                        Acquired::Yes => Acquired::Yes,
-                        Acquired::Busy => Acquired::Busy,
-                        other => other,
-                    };
-                }
+            if outcome == WaitOutcome::TimedOut && owners.expired(deadline) {
+                // One last look: the permit may have come with the deadline.
+                return match self.try_take(attribution) {
+                    Acquired::Yes => Acquired::Yes,
+                    Acquired::Busy => Acquired::Busy,
+                    other => other,
+                };
             }
         }
     }
