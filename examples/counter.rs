@@ -151,21 +151,21 @@ fn timed_run(
     work: impl Fn() -> shmsync::Result<()>,
 ) -> Result<Duration, Box<dyn Error>> {
     let ready = region.raw_value::<u32>(&format!("{name}.ready"), 0)?;
-    let go = region.raw_value::<u32>(&format!("{name}.go"), 0)?;
+    // An Event, not a polled flag: one set wakes every waiting child at once, so the children
+    // really run together (polling with sleeps let them start, and finish, one by one).
+    let go = region.event(&format!("{name}.go"))?;
     let mut children = Vec::with_capacity(processes);
     for _ in 0..processes {
         let forked = Process::fork(|| {
             ready.fetch_add(1);
-            while go.load() == 0 {
-                thread::sleep(Duration::from_micros(50));
-            }
+            go.wait(None);
             work()
         });
         match forked {
             Ok(child) => children.push(child),
             Err(e) => {
                 // Release the children already forked, so none is left waiting, and reap them.
-                go.store(1);
+                go.set();
                 let _ = wait_all(&children);
                 return Err(e.into());
             }
@@ -175,7 +175,7 @@ fn timed_run(
         thread::sleep(Duration::from_micros(50));
     }
     let start = Instant::now();
-    go.store(1);
+    go.set();
     wait_all(&children)?;
     Ok(start.elapsed())
 }

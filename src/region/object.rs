@@ -188,8 +188,9 @@ impl Object {
         }
     }
 
-    /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago
-    /// (for single tries, which may come in a tight loop).
+    /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago:
+    /// for single tries, which may come in a tight loop, and for waiters, which look after
+    /// every sleep and may be woken often while other holds circulate.
     pub(crate) fn reclaim_now_and_then(&self, me: u32, object: &impl Holder) {
         if self
             .next_scan
