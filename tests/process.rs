@@ -219,13 +219,16 @@ fn fork_reports_exit_codes_as_python() {
         "the child's write is the parent's"
     );
 
-    let err = Process::fork(|| Err::<(), _>("(expected) an error in a child this test started")).unwrap();
+    let err =
+        Process::fork(|| Err::<(), _>("(expected) an error in a child this test started")).unwrap();
     assert_eq!(
         joined(&err),
         1,
         "an error is exit code 1, as an uncaught exception"
     );
-    let panicked = Process::fork(|| -> () { panic!("(expected) a panic in a child this test started") }).unwrap();
+    let panicked =
+        Process::fork(|| -> () { panic!("(expected) a panic in a child this test started") })
+            .unwrap();
     assert_eq!(joined(&panicked), 1, "a panic is exit code 1");
     let code = Process::fork(|| 7).unwrap();
     assert_eq!(joined(&code), 7);
@@ -330,7 +333,11 @@ fn spawn_passes_anonymous_and_named_regions() {
 fn spawn_reports_exit_codes_and_panics() {
     let child = Process::spawn(&EXIT_WITH, 42).unwrap();
     assert_eq!(joined(&child), 42);
-    let child = Process::spawn(&PANICS, "(expected) a panic in a spawned child this test started".to_string()).unwrap();
+    let child = Process::spawn(
+        &PANICS,
+        "(expected) a panic in a spawned child this test started".to_string(),
+    )
+    .unwrap();
     assert_eq!(joined(&child), 1);
 }
 
