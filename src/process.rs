@@ -196,8 +196,11 @@ impl Process {
         let (mut handshake, report) =
             sys::pipe().map_err(|e| Error::io("create a pipe for", None, e))?;
         let report_fd = report.as_raw_fd();
-        let mut command = Command::new(&exe);
+        // The running program's own file, even if its path was replaced or removed since (a
+        // rebuild while it runs); argv[0] stays the program's name.
+        let mut command = Command::new("/proc/self/exe");
         command
+            .arg0(&exe)
             .env(ENTRY_VAR, entry.name)
             .env(ARGS_VAR, hex(&bytes))
             .env(HANDSHAKE_VAR, report_fd.to_string())
