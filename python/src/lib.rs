@@ -87,16 +87,32 @@ fn deadline(block: bool, timeout: Option<f64>) -> PyResult<Option<Option<Instant
     }
 }
 
-/// Runs `attempt(slice)` with the GIL released, in slices, until it succeeds or the deadline
-/// passes, checking for signals (Ctrl-C) between slices. `attempt(None)` is a single try.
+/// Tries `attempt(None)` once with the GIL held (an uncontended acquire is one atomic
+/// instruction: releasing the GIL would cost more), then, if that failed and blocking is
+/// asked, runs `attempt(slice)` with the GIL released, in slices, until it succeeds or the
+/// deadline passes, checking for signals (Ctrl-C) between slices.
+#[inline]
 fn blocking(
     py: Python<'_>,
     block: bool,
     timeout: Option<f64>,
     attempt: impl Fn(Option<Duration>) -> bool + Sync,
 ) -> PyResult<bool> {
+    if attempt(None) {
+        return Ok(true);
+    }
+    blocking_slow(py, block, timeout, attempt)
+}
+
+#[cold]
+fn blocking_slow(
+    py: Python<'_>,
+    block: bool,
+    timeout: Option<f64>,
+    attempt: impl Fn(Option<Duration>) -> bool + Sync,
+) -> PyResult<bool> {
     let Some(deadline) = deadline(block, timeout)? else {
-        return Ok(attempt(None));
+        return Ok(false);
     };
     loop {
         let slice = match deadline {
@@ -369,7 +385,7 @@ impl Region {
         };
         let cells = code.cells(&slf.get().region, &name, &[init])?;
         let lock = lock
-            .then(|| Region::rlock(slf, format!("{name}.lock")))
+            .then(|| Region::rlock(slf, format!("{name}.lock")).and_then(|l| Py::new(slf.py(), l)))
             .transpose()?;
         Ok(Value {
             cells,
@@ -401,7 +417,7 @@ impl Region {
         };
         let cells = code.cells(&slf.get().region, &name, &init)?;
         let lock = lock
-            .then(|| Region::rlock(slf, format!("{name}.lock")))
+            .then(|| Region::rlock(slf, format!("{name}.lock")).and_then(|l| Py::new(slf.py(), l)))
             .transpose()?;
         Ok(Value {
             cells,
@@ -1034,7 +1050,7 @@ impl Code {
         })
     }
 
-    fn from_bits(self, py: Python<'_>, b: u64) -> PyResult<Py<PyAny>> {
+    fn decode_bits(self, py: Python<'_>, b: u64) -> PyResult<Py<PyAny>> {
         Ok(match self {
             Code::I8 => (b as u8 as i8).into_pyobject(py)?.into_any().unbind(),
             Code::U8 => (b as u8).into_pyobject(py)?.into_any().unbind(),
@@ -1127,7 +1143,7 @@ impl Cells {
 struct Value {
     cells: Cells,
     code: Code,
-    lock: Option<RLock>,
+    lock: Option<Py<RLock>>,
     region: Py<Region>,
     name: String,
 }
@@ -1149,6 +1165,7 @@ impl Value {
         match &this.lock {
             None => Ok(Held(None)),
             Some(lock) => {
+                let lock = lock.get();
                 let got = blocking(slf.py(), true, None, |slice| match slice {
                     None => lock.lock.acquire(false, None),
                     Some(s) => lock.lock.acquire(true, Some(s)),
@@ -1188,7 +1205,7 @@ impl Value {
     fn get_value(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let _held = Value::hold(slf)?;
         let this = slf.get();
-        this.code.from_bits(slf.py(), this.cells.load(0))
+        this.code.decode_bits(slf.py(), this.cells.load(0))
     }
 
     /// Sets the value under the lock.
@@ -1202,16 +1219,8 @@ impl Value {
     }
 
     /// The RLock guarding the value (None for lock=False).
-    fn get_lock(slf: &Bound<'_, Self>) -> PyResult<Option<RLock>> {
-        let this = slf.get();
-        match &this.lock {
-            None => Ok(None),
-            Some(lock) => Ok(Some(RLock {
-                lock: lock.lock.clone(),
-                region: lock.region.clone_ref(slf.py()),
-                name: lock.name.clone(),
-            })),
-        }
+    fn get_lock(slf: &Bound<'_, Self>) -> Option<Py<RLock>> {
+        slf.get().lock.as_ref().map(|l| l.clone_ref(slf.py()))
     }
 
     /// The typecode.
@@ -1233,14 +1242,14 @@ impl Value {
             let mut out = Vec::with_capacity(ind.slicelength);
             let mut i = ind.start;
             for _ in 0..ind.slicelength {
-                out.push(this.code.from_bits(py, this.cells.load(i as usize))?);
+                out.push(this.code.decode_bits(py, this.cells.load(i as usize))?);
                 i += ind.step;
             }
             return Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind());
         }
         let i = this.index(index.extract::<isize>()?)?;
         let _held = Value::hold(slf)?;
-        this.code.from_bits(py, this.cells.load(i))
+        this.code.decode_bits(py, this.cells.load(i))
     }
 
     fn __setitem__(
@@ -1304,7 +1313,9 @@ fn _open_value(
     let code = Code::parse(typecode)?;
     let cells = code.cells(&region.get().region, &name, &vec![0; len])?;
     let lock = lock
-        .then(|| Region::rlock(region, format!("{name}.lock")))
+        .then(|| {
+            Region::rlock(region, format!("{name}.lock")).and_then(|l| Py::new(region.py(), l))
+        })
         .transpose()?;
     Ok(Value {
         cells,
