@@ -3,8 +3,10 @@ Lock acquire + release, and a Value increment under its lock (`with v.get_lock()
 1`). Prints a Markdown table with the ratios; `benches/report.py` copies it into BENCHMARKS.md
 when the module is installed.
 
-    python3 python/benches/bench.py [--quick]   (with the module installed: pip install ./python)
+    python3 python/benches/bench.py [--quick] [--json FILE]   (module installed: pip install ./python)
 """
+
+import json
 
 import multiprocessing as mp
 import sys
@@ -44,6 +46,16 @@ def main():
         ("`Lock` acquire + release", per_op(mp_lock_op, number, repeat), per_op(sh_lock_op, number, repeat), 5),
         ("`Value('q')` += 1 under `get_lock()`", per_op(mp_inc, number, repeat), per_op(sh_inc, number, repeat), 10),
     ]
+    if "--json" in sys.argv:
+        out = sys.argv[sys.argv.index("--json") + 1]
+        with open(out, "w") as f:
+            json.dump(
+                [
+                    {"operation": name, "multiprocessing_ns": mp_t * 1e9, "shmsync_ns": sh_t * 1e9, "goal": goal}
+                    for name, mp_t, sh_t, goal in rows
+                ],
+                f,
+            )
     print("| operation (Python) | multiprocessing | shmsync | speed-up | goal |")
     print("|---|---|---|---|---|")
     for name, mp_t, sh_t, goal in rows:
