@@ -30,6 +30,7 @@ pub use event::Event;
 pub use int::AtomicInt;
 pub use lock::{DataLock, Lock, LockGuard};
 pub use raw::{RawArray, RawValue};
+pub use region::inspect;
 pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
