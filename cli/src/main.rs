@@ -115,8 +115,8 @@ fn main() -> ExitCode {
 
 /// The region files of `dir` (regular files that start with the magic number), sorted.
 fn region_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Failure(format!("cannot list {}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Failure(format!("cannot list {}: {e}", dir.display())))?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))

@@ -64,7 +64,9 @@ pub fn repair(region: &Path, name: &str, value: Option<u32>, yes: bool) -> Resul
 fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<Plan>, Failure> {
     let lock = match &object.state {
         State::Lock(lock) | State::RLock { lock, .. } | State::Locked { lock, .. } => Some(lock),
-        State::Condition { lock: Some(lock), .. } => Some(lock),
+        State::Condition {
+            lock: Some(lock), ..
+        } => Some(lock),
         _ => None,
     };
     if let Some(lock) = lock {
@@ -78,7 +80,9 @@ fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<P
                  it without marking it consistent, and the library has no way back from that; \
                  recreate the region"
             ))),
-            LockState::Held { holder, .. } if holder.alive == Liveness::Dead => Ok(Some(Plan::Lock)),
+            LockState::Held { holder, .. } if holder.alive == Liveness::Dead => {
+                Ok(Some(Plan::Lock))
+            }
             LockState::Held {
                 holder, poisoned, ..
             } => {
@@ -113,11 +117,10 @@ fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<P
              reader count is unknown); the library has no repair for a broken RwLock yet: \
              recreate the object"
         ))),
-        State::RwLock { poisoned: true, .. } | State::RwLock { writer: Some(_), .. }
-            if rwlock_needs_repair(&object.state) =>
-        {
-            Ok(Some(Plan::RwLock))
-        }
+        State::RwLock { poisoned: true, .. }
+        | State::RwLock {
+            writer: Some(_), ..
+        } if rwlock_needs_repair(&object.state) => Ok(Some(Plan::RwLock)),
         State::Condition {
             shared_lock: Some(lock),
             ..
@@ -194,18 +197,54 @@ fn taken<G>(
 macro_rules! with_type {
     ($name:expr, $t:ident => $body:expr, $other:expr) => {
         match $name {
-            "u8" => { type $t = u8; $body }
-            "u16" => { type $t = u16; $body }
-            "u32" => { type $t = u32; $body }
-            "u64" => { type $t = u64; $body }
-            "usize" => { type $t = usize; $body }
-            "i8" => { type $t = i8; $body }
-            "i16" => { type $t = i16; $body }
-            "i32" => { type $t = i32; $body }
-            "i64" => { type $t = i64; $body }
-            "isize" => { type $t = isize; $body }
-            "f32" => { type $t = f32; $body }
-            "f64" => { type $t = f64; $body }
+            "u8" => {
+                type $t = u8;
+                $body
+            }
+            "u16" => {
+                type $t = u16;
+                $body
+            }
+            "u32" => {
+                type $t = u32;
+                $body
+            }
+            "u64" => {
+                type $t = u64;
+                $body
+            }
+            "usize" => {
+                type $t = usize;
+                $body
+            }
+            "i8" => {
+                type $t = i8;
+                $body
+            }
+            "i16" => {
+                type $t = i16;
+                $body
+            }
+            "i32" => {
+                type $t = i32;
+                $body
+            }
+            "i64" => {
+                type $t = i64;
+                $body
+            }
+            "isize" => {
+                type $t = isize;
+                $body
+            }
+            "f32" => {
+                type $t = f32;
+                $body
+            }
+            "f64" => {
+                type $t = f64;
+                $body
+            }
             _ => $other,
         }
     };

@@ -304,7 +304,11 @@ fn inspect_follows_holders_waiters_and_deaths() {
         .unwrap();
     let looker_pid = looker.id();
     assert!(looker.wait_with_output().unwrap().status.success());
-    assert!(shmsync(&["inspect", "--json", path.to_str().unwrap()]).status.success());
+    assert!(
+        shmsync(&["inspect", "--json", path.to_str().unwrap()])
+            .status
+            .success()
+    );
     assert!(shmsync(&["ls", dir.0.to_str().unwrap()]).status.success());
     assert_eq!(file_hash(&path), before, "inspect changed the file");
     let pids: BTreeSet<u32> = Snapshot::open(&path)
@@ -339,11 +343,18 @@ fn inspect_follows_holders_waiters_and_deaths() {
     let out = shmsync(&["repair", path.to_str().unwrap(), "printer"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a terminal"), "{}", stderr(&out));
-    assert_eq!(state_of(&inspect(&path), "printer"), state_of(&text, "printer"));
+    assert_eq!(
+        state_of(&inspect(&path), "printer"),
+        state_of(&text, "printer")
+    );
 
     let out = shmsync(&["repair", "--yes", path.to_str().unwrap(), "printer"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("marked it consistent"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("marked it consistent"),
+        "{}",
+        stdout(&out)
+    );
     let out = shmsync(&["repair", "--yes", path.to_str().unwrap(), "quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = inspect(&path);
@@ -492,7 +503,11 @@ fn json_matches_the_documented_schema() {
         assert_eq!(keys(object), fields("object"));
         let kind = object["kind"].as_str().unwrap();
         assert_eq!(object["name"], kind);
-        assert_eq!(keys(&object["state"]), fields(&format!("state {kind}")), "{kind}");
+        assert_eq!(
+            keys(&object["state"]),
+            fields(&format!("state {kind}")),
+            "{kind}"
+        );
         for lock in [&object["state"]["lock"]] {
             if lock.is_object() {
                 assert_eq!(keys(lock), fields("lock"));
@@ -620,9 +635,18 @@ fn gc_removes_only_unused_regions() {
     let out = shmsync(&["gc", d]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("removed {}", unused.display())), "{text}");
-    assert!(text.contains(&format!("kept {}: in use", used.display())), "{text}");
-    assert!(text.contains(&format!("kept {}: in use", forked.display())), "{text}");
+    assert!(
+        text.contains(&format!("removed {}", unused.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("kept {}: in use", used.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("kept {}: in use", forked.display())),
+        "{text}"
+    );
     assert!(!unused.exists());
     assert!(used.exists() && forked.exists() && other.exists());
 
@@ -684,7 +708,10 @@ fn gc_never_removes_a_region_being_opened_or_used() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     removed += collector.join().unwrap();
     eprintln!("gc ran {runs} times and removed the region {removed} times");
-    assert!(removed > 0, "gc never removed the region in {runs} runs: no race exercised");
+    assert!(
+        removed > 0,
+        "gc never removed the region in {runs} runs: no race exercised"
+    );
 }
 
 /// The state enum can be matched by scripts in Rust too.

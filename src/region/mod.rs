@@ -227,7 +227,10 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
     // never claims a file without a valid header, which it does not have yet.)
     let marked = sys::mark_in_use(&file).and_then(|marked| {
         marked.then_some(()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::WouldBlock, "another process claimed the new file")
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another process claimed the new file",
+            )
         })
     });
     marked.map_err(|e| unlink_tmp(Error::io("mark in use", Some(path), e)))?;
@@ -287,12 +290,17 @@ fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
 /// our open(2) and our lock, and we start again from the path (which then gives `NotFound`, or
 /// the region created there since).
 fn open_in_use(path: &Path) -> Result<File> {
+    open_in_use_with(path, || sys::open_existing(path))
+}
+
+/// [`open_in_use`] with the open(2) step given (the unit tests run a collector inside it).
+fn open_in_use_with(path: &Path, mut open: impl FnMut() -> io::Result<File>) -> Result<File> {
     let io_error = |op, e| Error::io(op, Some(path), e);
     // A collector holds the byte for the time of a few system calls; a process that keeps it
     // longer (a stopped collector, or a hostile one) gets an error rather than a hang.
     let deadline = Instant::now() + IN_USE_PATIENCE;
     loop {
-        let file = sys::open_existing(path).map_err(|e| match e.kind() {
+        let file = open().map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
             _ => io_error("open", e),
         })?;

@@ -256,7 +256,11 @@ impl ProcessTable {
             return None;
         }
         let pid = self.proc_word(map, slot, proc::PID).load(Relaxed);
-        Some((generation, pid, sys::lease_held(map.file(), slot as u32).ok()))
+        Some((
+            generation,
+            pid,
+            sys::lease_held(map.file(), slot as u32).ok(),
+        ))
     }
 
     /// Whether `token`'s lease was seen held within the last [`ALIVE_CACHE_MS`]: spares a
