@@ -11,7 +11,9 @@ use shmsync::Region;
 use std::time::Duration;
 
 fn main() -> Result<(), shmsync::Error> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "demo".to_string());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "demo".to_string());
     let region = Region::open_or_create(&path, 1 << 20)?;
     let printer = region.lock("printer")?;
     let _printing = printer.lock()?;

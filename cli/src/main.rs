@@ -5,6 +5,14 @@
 //! [`shmsync::inspect`], take no lock and write nothing. `gc` removes files through
 //! [`shmsync::inspect::collect`]; `repair` opens the region as a user of it would.
 
+/// `println!` through [`emit`]: a closed pipe ends the output quietly instead of panicking.
+/// For functions that return `Result<_, Failure>`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 mod render;
 mod repair;
 
@@ -179,8 +187,7 @@ fn ls(dir: &Path, json: bool) -> Result<(), Failure> {
             "dir": dir.to_string_lossy(),
             "regions": regions,
         });
-        println!("{out:#}");
-        return Ok(());
+        return emit(&format!("{out:#}\n"));
     }
     let mut rows = vec![
         ["PATH", "SIZE", "OBJECTS", "LIVE", "OWNER"]
@@ -200,21 +207,37 @@ fn ls(dir: &Path, json: bool) -> Result<(), Failure> {
         });
     }
     if snapshots.is_empty() {
-        println!("no region files in {}", dir.display());
+        emit(&format!("no region files in {}\n", dir.display()))
     } else {
-        print!("{}", render::table(&rows));
+        emit(&render::table(&rows))
     }
-    Ok(())
+}
+
+/// Writes `text` to standard output; a reader that went away (`| head`) ends the output
+/// quietly.
+pub(crate) fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure(format!("cannot write the output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A snapshot with its objects sorted by name, as both outputs show them.
+fn sorted(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.objects.sort_by(|a, b| a.name.cmp(&b.name));
+    snapshot
 }
 
 fn inspect_cmd(region: &Path, json: bool) -> Result<(), Failure> {
-    let snapshot = Snapshot::open(region)?;
+    let snapshot = sorted(Snapshot::open(region)?);
     if json {
-        println!("{:#}", render::snapshot_json(&snapshot));
+        emit(&format!("{:#}\n", render::snapshot_json(&snapshot)))
     } else {
-        print!("{}", render::snapshot_text(&snapshot));
+        emit(&render::snapshot_text(&snapshot))
     }
-    Ok(())
 }
 
 fn watch(region: &Path, interval: f64, count: Option<u64>) -> Result<(), Failure> {
@@ -225,22 +248,18 @@ fn watch(region: &Path, interval: f64, count: Option<u64>) -> Result<(), Failure
     let mut shown = 0u64;
     loop {
         let body = match Snapshot::open(region) {
-            Ok(s) => render::snapshot_text(&s),
+            Ok(s) => render::snapshot_text(&sorted(s)),
             Err(e) => format!("{e}\n"),
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut out = std::io::stdout().lock();
         // Home the cursor, clear the screen, as top does.
-        let _ = write!(
-            out,
+        emit(&format!(
             "\x1b[H\x1b[2J{} (every {:.1}s; at {now} s since the epoch; ctrl-C to stop)\n\n{body}",
             region.display(),
             interval.as_secs_f64()
-        );
-        let _ = out.flush();
-        drop(out);
+        ))?;
         shown += 1;
         if count.is_some_and(|c| shown >= c) {
             return Ok(());
@@ -256,36 +275,36 @@ fn gc(dir: &Path, dry_run: bool) -> Result<(), Failure> {
         match inspect::collect(&path, dry_run) {
             Ok(Collected::Removed) => {
                 removed += 1;
-                println!("removed {shown}");
+                say!("removed {shown}");
             }
             Ok(Collected::Unused) => {
                 removed += 1;
-                println!("would remove {shown}");
+                say!("would remove {shown}");
             }
             Ok(Collected::InUse) => {
                 kept += 1;
-                println!("kept {shown}: in use");
+                say!("kept {shown}: in use");
             }
             Ok(Collected::Leased) => {
                 kept += 1;
-                println!("kept {shown}: a live process is registered");
+                say!("kept {shown}: a live process is registered");
             }
             Ok(Collected::Replaced) => {
                 kept += 1;
-                println!("kept {shown}: replaced meanwhile");
+                say!("kept {shown}: replaced meanwhile");
             }
             Ok(other) => {
                 kept += 1;
-                println!("kept {shown}: {other:?}");
+                say!("kept {shown}: {other:?}");
             }
             Err(shmsync::Error::NotFound(_)) => {}
             Err(e) => {
                 skipped += 1;
-                println!("skipped {shown}: {e}");
+                say!("skipped {shown}: {e}");
             }
         }
     }
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!("{verb} {removed}, kept {kept}, skipped {skipped}");
+    say!("{verb} {removed}, kept {kept}, skipped {skipped}");
     Ok(())
 }

@@ -56,7 +56,7 @@ pub fn repair(region: &Path, name: &str, value: Option<u32>, yes: bool) -> Resul
         }
         Plan::RwLock => repair_rwlock(&region, object)?,
     };
-    println!("repaired {what}: {done}");
+    say!("repaired {what}: {done}");
     Ok(())
 }
 
@@ -72,7 +72,7 @@ fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<P
     if let Some(lock) = lock {
         return match lock {
             LockState::Free => {
-                println!("{what} is free and not poisoned: nothing to repair");
+                say!("{what} is free and not poisoned: nothing to repair");
                 Ok(None)
             }
             LockState::NotRecoverable => Err(Failure(format!(
@@ -94,7 +94,7 @@ fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<P
                         holder_text(holder)
                     )))
                 } else {
-                    println!(
+                    say!(
                         "{what} is held by {}: not damaged, nothing to repair",
                         holder_text(holder)
                     );
@@ -125,11 +125,11 @@ fn plan(object: &ObjectState, what: &str, value: Option<u32>) -> Result<Option<P
             shared_lock: Some(lock),
             ..
         } => {
-            println!("{what} uses the RLock {lock:?}: repair that one");
+            say!("{what} uses the RLock {lock:?}: repair that one");
             Ok(None)
         }
         _ => {
-            println!("{what} is not poisoned or broken: nothing to repair");
+            say!("{what} is not poisoned or broken: nothing to repair");
             Ok(None)
         }
     }

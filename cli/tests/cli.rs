@@ -403,19 +403,19 @@ fn human_output_snapshot() {
         r#"region PATH: 65536 bytes, 13 of 16 objects, 55296 bytes free, owner uid {uid}
 
 NAME         KIND              TYPE  LEN  STATE
-barrier      Barrier           -     3    0 of 3 arrived, round 0
-lock         Lock              -     -    held by pid ME (alive)
 array        Array             u8    3    free
-rw           RwLock            f64   1    free
-value        Value             i32   1    free, value -5
-raw_array    RawArray          u16   4    -
+barrier      Barrier           -     3    0 of 3 arrived, round 0
 bounded      BoundedSemaphore  -     -    1 free of 1
-cond_shared  Condition         -     -    on RLock "rlock", 0 waiting
-raw          RawValue          u64   1    value 9
-rlock        RLock             -     -    free
-sem          Semaphore         -     -    1 free; held: 1 by pid ME (alive)
 cond         Condition         -     -    lock free, 0 waiting
+cond_shared  Condition         -     -    on RLock "rlock", 0 waiting
 event        Event             -     -    set
+lock         Lock              -     -    held by pid ME (alive)
+raw          RawValue          u64   1    value 9
+raw_array    RawArray          u16   4    -
+rlock        RLock             -     -    free
+rw           RwLock            f64   1    free
+sem          Semaphore         -     -    1 free; held: 1 by pid ME (alive)
+value        Value             i32   1    free, value -5
 
 processes (1 of 4 slots used):
 SLOT  {:<pid_width$}  ALIVE
@@ -712,6 +712,28 @@ fn gc_never_removes_a_region_being_opened_or_used() {
         removed > 0,
         "gc never removed the region in {runs} runs: no race exercised"
     );
+}
+
+/// watch redraws in place, and says so when the region goes away.
+#[test]
+fn watch_refreshes_in_place() {
+    let dir = TestDir::new("watch");
+    let path = dir.join("w");
+    let region = Region::create(&path, SIZE).unwrap();
+    region.event("e").unwrap();
+    let p = path.to_str().unwrap();
+    let out = shmsync(&["watch", "-n", "0", "--count", "3", p]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 3, "{text}");
+    let rows = text
+        .lines()
+        .filter(|l| l.split_whitespace().take(2).eq(["e", "Event"]))
+        .count();
+    assert_eq!(rows, 3, "{text}");
+    std::fs::remove_file(&path).unwrap();
+    let out = shmsync(&["watch", "-n", "0", "--count", "1", p]);
+    assert!(stdout(&out).contains("not found"), "{}", stdout(&out));
 }
 
 /// The state enum can be matched by scripts in Rust too.
