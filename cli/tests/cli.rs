@@ -733,7 +733,7 @@ fn watch_refreshes_in_place() {
     assert_eq!(rows, 3, "{text}");
     std::fs::remove_file(&path).unwrap();
     let out = shmsync(&["watch", "-n", "0", "--count", "1", p]);
-    assert!(stdout(&out).contains("not found"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no region at"), "{}", stdout(&out));
 }
 
 /// The state enum can be matched by scripts in Rust too.
