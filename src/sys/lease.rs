@@ -1,6 +1,8 @@
 //! Liveness leases: open-file-description byte locks on the region file, which the kernel
 //! drops the moment their process dies; and the fork handling that keeps a child from
-//! inheriting its parent's leases.
+//! inheriting its parent's leases. Also the in-use byte (a shared lock that every mapper of a
+//! named region holds through the mapping's own descriptor, which a forked child shares on
+//! purpose: it has the mapping too), the byte that `shmsync gc` must take exclusively.
 
 use super::ids::{fork_generation, note_fork};
 use rustix::fs::{Mode, OFlags};
