@@ -22,16 +22,12 @@ const LIMIT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A fresh directory under the temp dir, removed on drop.
+/// A fresh directory under the temp dir (one per test and process), removed on drop.
 struct TestDir(PathBuf);
 
 impl TestDir {
     fn new(test: &str) -> TestDir {
-        let dir = std::env::temp_dir().join(format!(
-            "shmsync-cli-{}-{test}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        let dir = std::env::temp_dir().join(format!("shmsync-cli-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TestDir(dir)
     }
@@ -147,6 +143,39 @@ fn file_hash(path: &Path) -> (usize, u64) {
     (bytes.len(), hash)
 }
 
+/// Sets `bits` in the word at `word` of object `name`, written straight into the file (damage,
+/// or a death the library would mark so), found through the directory's bytes: the header's
+/// slot count at 40, entries of 256 bytes from 256 with the name length at 8, the offset at 40
+/// and the name at 64.
+fn set_bits(path: &Path, name: &str, word: u64, bits: u32) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let u64_at = |at: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, at).unwrap();
+        u64::from_ne_bytes(b)
+    };
+    let slots = u64_at(40);
+    let entry = (0..slots)
+        .map(|slot| 256 + slot * 256)
+        .find(|&at| {
+            let len = u64_at(at + 8) as u32 as usize;
+            let mut stored = vec![0u8; len];
+            file.read_exact_at(&mut stored, at + 64).unwrap();
+            stored == name.as_bytes()
+        })
+        .unwrap_or_else(|| panic!("no object {name}"));
+    let at = u64_at(entry + 40) + word;
+    let mut b = [0u8; 4];
+    file.read_exact_at(&mut b, at).unwrap();
+    let value = u32::from_ne_bytes(b) | bits;
+    file.write_all_at(&value.to_ne_bytes(), at).unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helper roles
 
@@ -183,6 +212,8 @@ fn holder(path: &Path) -> shmsync::Result<()> {
     let quiet = region.lock("quiet")?;
     let slots = region.semaphore("slots", 3)?;
     let config = region.rwlock::<u32>("config", 7)?;
+    let settings = region.rwlock::<u64>("settings", 1)?;
+    let _w = settings.write()?;
     let _a = printer.lock()?;
     let _b = quiet.lock()?;
     let _c = slots.permit()?;
@@ -331,6 +362,42 @@ fn inspect_follows_holders_waiters_and_deaths() {
         "{text}"
     );
     assert!(text.contains(&format!("{hp}  no")), "{text}");
+
+    // The dead writer's RwLock: repaired by a writer that marks it consistent.
+    assert!(
+        state_of(&text, "settings").ends_with(&format!("write-locked by pid {hp} (dead)")),
+        "{text}"
+    );
+    let out = shmsync(&["repair", "--yes", path.to_str().unwrap(), "settings"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(state_of(&inspect(&path), "settings").ends_with("free"));
+
+    // A broken semaphore needs the free permits stated; a broken RwLock has no repair.
+    set_bits(&path, "slots", 0, 1 << 31);
+    set_bits(&path, "config", 4, 2);
+    let text = inspect(&path);
+    assert!(state_of(&text, "slots").contains("broken"), "{text}");
+    assert!(state_of(&text, "config").contains("broken"), "{text}");
+    let out = shmsync(&["repair", "--yes", path.to_str().unwrap(), "slots"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--value N"), "{}", stderr(&out));
+    let out = shmsync(&[
+        "repair",
+        "--yes",
+        "--value",
+        "3",
+        path.to_str().unwrap(),
+        "slots",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(state_of(&inspect(&path), "slots").ends_with("3 free"));
+    let out = shmsync(&["repair", "--yes", path.to_str().unwrap(), "config"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no repair for a broken RwLock"),
+        "{}",
+        stderr(&out)
+    );
 
     waiter.kill();
     let text = inspect(&path);

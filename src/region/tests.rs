@@ -441,16 +441,12 @@ fn a_damaged_cursor_never_makes_a_new_object_overwrite_a_live_one() {
     assert!(a.try_lock().is_ok());
 }
 
-/// A fresh directory under the temp dir for a named region, removed on drop.
+/// A fresh directory under the temp dir (one per test and process), removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "shmsync-unit-{}-{test}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        let dir = std::env::temp_dir().join(format!("shmsync-unit-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
