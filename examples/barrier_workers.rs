@@ -29,12 +29,12 @@
 //! barrier for all (Python's `BrokenBarrierError`). `reset` makes it usable again.
 //!
 //! Run it with `cargo run --release --example barrier_workers`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, kill_child, wait_children};
+use support::{kill_and_reap, wait_all};
 
-use shmsync::{Barrier, BrokenBarrier, RawArray, Region};
+use shmsync::{Barrier, BrokenBarrier, Process, RawArray, Region};
 use std::error::Error;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -116,9 +116,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     let mut children = Vec::new();
     for i in 0..WORKERS {
-        children.push(fork_child(|| worker(&s, i))?);
+        children.push(Process::fork(|| worker(&s, i))?);
     }
-    wait_children(&children)?;
+    wait_all(&children)?;
     let elapsed = start.elapsed();
 
     // The same rounds in one process.
@@ -160,7 +160,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let barrier = region.barrier("dead-party", WORKERS as u32)?;
     let outcome = region.raw_array::<u32>("outcome", &[0; WORKERS])?; // 1 broken, 2 passed
     let waited_us = region.raw_array::<u64>("waited_us", &[0; WORKERS])?;
-    let victim = fork_child(|| {
+    let victim = Process::fork(|| -> () {
         loop {
             thread::sleep(Duration::from_secs(60)); // never arrives
         }
@@ -168,16 +168,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     let mut children = Vec::new();
     for i in 1..WORKERS {
-        children.push(fork_child(|| {
+        children.push(Process::fork(|| {
             let waited = Instant::now();
             let result = barrier.wait(Some(Duration::from_millis(200)));
             waited_us.store(i, waited.elapsed().as_micros() as u64);
             outcome.store(i, if result == Err(BrokenBarrier) { 1 } else { 2 });
-            Ok(())
         })?);
     }
-    kill_child(victim)?;
-    wait_children(&children)?;
+    kill_and_reap(&victim)?;
+    wait_all(&children)?;
     let elapsed = start.elapsed();
     let broken = (1..WORKERS).filter(|&i| outcome.load(i) == 1).count();
     let waited: Vec<String> = (1..WORKERS)

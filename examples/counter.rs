@@ -20,12 +20,12 @@
 //! Run it with `cargo run --release --example counter`, or choose the numbers:
 //! `cargo run --release --example counter -- [processes] [increments]` (defaults: 4 processes,
 //! 1000000 increments each).
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, wait_children};
+use support::wait_all;
 
-use shmsync::Region;
+use shmsync::{Process, Region};
 use std::env;
 use std::error::Error;
 use std::hint;
@@ -85,26 +85,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let elapsed = timed_run(&region, "run2", processes, || {
         for _ in 0..increments {
             // This is Python's `v.value += 1` on a `Value(..., lock=False)`, racy on purpose:
-            // read the value, add one, write it back. Between our read and our write another
-            // process may write its own increment, which our write then overwrites: lost.
-            // (`black_box` keeps these three steps apart in the machine code. Otherwise the
-            // compiler may fuse them into one `inc` of the memory word: still not atomic
-            // between CPUs, but never interrupted halfway, so on a busy machine where the
-            // processes take turns on one CPU it would lose nothing.)
-            //
-            // SAFETY: deliberately NOT upheld. `read` and `write` require that no other
-            // process writes the value meanwhile, and the other processes do exactly that:
-            // this is a data race between processes, which Rust's memory model leaves
-            // undefined, written only to show what the lock prevents. Its effects here are
-            // limited to the counter's value: the word is an aligned `u64` in a shared
-            // mapping, reached only through volatile loads and stores (plain 8-byte moves,
-            // which are not torn on 64-bit targets), no Rust reference to it exists, and
-            // nothing but this count depends on it. Never do this in real code: use the
-            // lock, or `fetch_add` as below.
-            unsafe {
-                let v = hint::black_box(racy.read());
-                racy.write(v + 1);
-            }
+            // read the value, add one, write it back. Each step is atomic on its own, but the
+            // pair is not: between our read and our write another process may write its own
+            // increment, which our write then overwrites: lost. (`black_box` keeps the two
+            // steps apart in the machine code, as separate instructions.)
+            let v = hint::black_box(racy.load());
+            racy.store(v + 1);
         }
         Ok(())
     })?;
@@ -165,23 +151,23 @@ fn timed_run(
     work: impl Fn() -> shmsync::Result<()>,
 ) -> Result<Duration, Box<dyn Error>> {
     let ready = region.raw_value::<u32>(&format!("{name}.ready"), 0)?;
-    let go = region.raw_value::<u32>(&format!("{name}.go"), 0)?;
+    // An Event, not a polled flag: one set wakes every waiting child at once, so the children
+    // really run together (polling with sleeps let them start, and finish, one by one).
+    let go = region.event(&format!("{name}.go"))?;
     let mut children = Vec::with_capacity(processes);
     for _ in 0..processes {
-        let forked = fork_child(|| {
+        let forked = Process::fork(|| {
             ready.fetch_add(1);
-            while go.load() == 0 {
-                thread::sleep(Duration::from_micros(50));
-            }
+            go.wait(None);
             work()
         });
         match forked {
-            Ok(pid) => children.push(pid),
+            Ok(child) => children.push(child),
             Err(e) => {
                 // Release the children already forked, so none is left waiting, and reap them.
-                go.store(1);
-                let _ = wait_children(&children);
-                return Err(e);
+                go.set();
+                let _ = wait_all(&children);
+                return Err(e.into());
             }
         }
     }
@@ -189,8 +175,8 @@ fn timed_run(
         thread::sleep(Duration::from_micros(50));
     }
     let start = Instant::now();
-    go.store(1);
-    wait_children(&children)?;
+    go.set();
+    wait_all(&children)?;
     Ok(start.elapsed())
 }
 

@@ -24,12 +24,12 @@
 //! the region is a shared mapping, so the parent sees the child's 30000.
 //!
 //! Run it with `cargo run --example global_not_shared`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, wait_child};
+use support::wait_all;
 
-use shmsync::Region;
+use shmsync::{Process, Region};
 use std::error::Error;
 use std::process;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
@@ -40,7 +40,7 @@ static A: AtomicI64 = AtomicI64::new(100);
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("A plain static, changed by a child process:");
-    let child = fork_child(|| {
+    let child = Process::fork(|| -> shmsync::Result<()> {
         A.store(300 * A.load(Relaxed), Relaxed); // A = 300 * A
         println!(
             "  child  (pid {}): A = {} at address {:p}",
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         Ok(())
     })?;
-    wait_child(child)?;
+    wait_all(&[child])?;
     let a = A.load(Relaxed);
     println!(
         "  parent (pid {}): A = {a} at address {:p}: {}",
@@ -64,12 +64,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Created before the fork: the child inherits the shared mapping itself, not a copy.
     let region = Region::anonymous(1 << 16)?;
     let shared_a = region.value::<i64>("A", 100)?;
-    let child = fork_child(|| {
+    let child = Process::fork(|| -> shmsync::Result<()> {
         *shared_a.lock()? *= 300; // with A.get_lock(): A.value = 300 * A.value
         println!("  child  (pid {}): A = {}", process::id(), shared_a.load()?);
         Ok(())
     })?;
-    wait_child(child)?;
+    wait_all(&[child])?;
     let a = shared_a.load()?;
     println!("  parent (pid {}): A = {a}: {}", process::id(), sees(a));
     Ok(())

@@ -7,6 +7,8 @@
 //! cargo run --release --bin shmsync -- inspect demo
 //! ```
 
+#![forbid(unsafe_code)]
+
 use shmsync::Region;
 use std::time::Duration;
 

@@ -25,12 +25,12 @@
 //!
 //! Run it with `cargo run --example lock_workers` (up to about 2 seconds: the workers sleep
 //! 50..550 ms each).
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, wait_children};
+use support::wait_all;
 
-use shmsync::{Lock, RawArray, RawValue, Region};
+use shmsync::{Lock, Process, RawArray, RawValue, Region};
 use std::error::Error;
 use std::process;
 use std::thread;
@@ -101,15 +101,15 @@ fn run(region: &Region, name: &str, lock: Option<&Lock>) -> Result<Vec<Event>, B
     let epoch = Instant::now();
     let mut children = Vec::new();
     for n in 0..WORKERS {
-        match fork_child(|| work(n, lock, &log, epoch)) {
-            Ok(pid) => children.push(pid),
+        match Process::fork(|| work(n, lock, &log, epoch)) {
+            Ok(child) => children.push(child),
             Err(e) => {
-                let _ = wait_children(&children);
-                return Err(e);
+                let _ = wait_all(&children);
+                return Err(e.into());
             }
         }
     }
-    wait_children(&children)?;
+    wait_all(&children)?;
     Ok(log.events())
 }
 

@@ -15,7 +15,7 @@
 //!    checks the total.
 //!
 //! Run it with `cargo run --release --example named_region`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 use shmsync::{RawValue, Region, Value};
 use std::env;

@@ -39,12 +39,12 @@
 //! and a consumer found it empty, and how full the queue was at each take.
 //!
 //! Run it with `cargo run --release --example producer_consumer`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, wait_children};
+use support::wait_all;
 
-use shmsync::{Array, Condition, RawArray, RawValue, Region};
+use shmsync::{Array, Condition, Process, RawArray, RawValue, Region};
 use std::error::Error;
 use std::time::Instant;
 
@@ -173,12 +173,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     let mut children = Vec::new();
     for c in 0..CONSUMERS {
-        children.push(fork_child(|| consumer(&q, c))?);
+        children.push(Process::fork(|| consumer(&q, c))?);
     }
     for p in 0..PRODUCERS {
-        children.push(fork_child(|| producer(&q, p))?);
+        children.push(Process::fork(|| producer(&q, p))?);
     }
-    wait_children(&children)?;
+    wait_all(&children)?;
     let elapsed = start.elapsed();
 
     let seen = q.seen.to_vec();

@@ -32,12 +32,12 @@
 //! - a permit taken with Python's `acquire()` belongs to nobody: it is lost with its taker.
 //!
 //! Run it with `cargo run --release --example semaphore_pool`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, kill_child, wait_children};
+use support::{kill_and_reap, wait_all};
 
-use shmsync::{Error as ShmError, Event, RawArray, RawValue, Region, Semaphore};
+use shmsync::{Error as ShmError, Event, Process, RawArray, RawValue, Region, Semaphore};
 use std::error::Error;
 use std::process;
 use std::thread;
@@ -139,11 +139,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut children = Vec::new();
     for w in 0..WORKERS {
-        children.push(fork_child(|| worker(&pool, w))?);
+        children.push(Process::fork(|| worker(&pool, w))?);
     }
     let start = Instant::now();
     pool.go.set(); // every worker is forked: start them together
-    wait_children(&children)?;
+    wait_all(&children)?;
     let elapsed = start.elapsed();
 
     let most = pool.most_inside.load();
@@ -177,7 +177,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
     println!("A worker killed while holding a permit() guard:");
     let holding = region.event("holding.permit")?;
-    let victim = fork_child(|| {
+    let victim = Process::fork(|| -> shmsync::Result<()> {
         let _permit = pool.sem.permit()?;
         holding.set();
         loop {
@@ -193,7 +193,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
     println!("A worker killed while holding a permit taken with acquire():");
     let holding = region.event("holding.acquire")?;
-    let victim = fork_child(|| {
+    let victim = Process::fork(|| -> () {
         pool.sem.acquire(true, None);
         holding.set();
         loop {
@@ -216,15 +216,16 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn killed_while_holding(
     sem: &Semaphore,
     holding: &Event,
-    victim: libc::pid_t,
+    victim: Process,
 ) -> Result<u32, Box<dyn Error>> {
+    let pid = victim.pid();
     if !holding.wait(Some(Duration::from_secs(5))) {
-        let _ = kill_child(victim);
+        let _ = kill_and_reap(&victim);
         return Err("the victim never took its permit".into());
     }
-    kill_child(victim)?;
+    kill_and_reap(&victim)?;
     println!(
-        "  killed pid {victim}; permits available right after: {}",
+        "  killed pid {pid}; permits available right after: {}",
         sem.value()
     );
     let mut permits = Vec::new();

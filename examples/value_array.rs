@@ -26,12 +26,12 @@
 //! ```
 //!
 //! Run it with `cargo run --example value_array`.
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod support;
-use support::{fork_child, wait_child};
+use support::wait_all;
 
-use shmsync::{Array, Region, Value};
+use shmsync::{Array, Process, Region, Value};
 use std::error::Error;
 
 /// The child's work, as in the Python `f(n, a)`.
@@ -53,8 +53,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let init: Vec<i32> = (0..10).collect();
     let arr = region.array::<i32>("arr", &init)?; // Array('i', range(10))
 
-    let child = fork_child(|| f(&num, &arr))?; // p.start()
-    wait_child(child)?; // p.join()
+    let child = Process::fork(|| f(&num, &arr))?; // p.start()
+    wait_all(&[child])?; // p.join()
 
     println!("{}", num.load()?); // print(num.value)
     println!("{:?}", arr.to_vec()?); // print(arr[:])

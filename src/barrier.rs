@@ -140,3 +140,16 @@ impl Region {
         Ok(Barrier { object, parties })
     }
 }
+
+/// A `Barrier` travels to a spawned child by region, name and parties.
+impl crate::Transfer for Barrier {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)?;
+        crate::Transfer::encode(&self.parties, out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        let parties = <u32 as crate::Transfer>::decode(input)?;
+        region.barrier(&name, parties)
+    }
+}

@@ -1,6 +1,6 @@
 //! [`Condition`]: Python's `multiprocessing.Condition`, with its own re-entrant lock.
 
-use crate::error::{Error, Got, LockError, Result, TryLockError};
+use crate::error::{Error, Got, LockError, Result, TryLockError, not_owner};
 use crate::protocol::condvar::Condvar;
 use crate::region::layout::condition::{LOCK_NAME, RLOCK, SEQ, SLEEPERS};
 use crate::region::{Kind, Object, Region, Spec};
@@ -175,7 +175,10 @@ impl Condition {
         let region = self.lock.region();
         let (_, tid) = sys::ids();
         let token = region.token();
-        let waited = self.condvar().wait(tid, token, deadline, region)?;
+        let waited = self
+            .condvar()
+            .wait(tid, token, deadline, region)
+            .map_err(not_owner)?;
         // The wait takes the lock back without a deadline: it cannot end `WouldBlock`.
         match Got::from(waited.relock) {
             Got::WouldBlock => Err(Error::NotRecoverable),
@@ -223,7 +226,7 @@ impl Condition {
     pub fn notify(&self, n: u32) -> Result<()> {
         let (_, tid) = sys::ids();
         let token = self.lock.region().token();
-        Ok(self.condvar().notify(tid, token, n)?)
+        self.condvar().notify(tid, token, n).map_err(not_owner)
     }
 
     /// Wakes one waiter.
@@ -309,5 +312,23 @@ impl Region {
             lock: rlock,
             object,
         })
+    }
+}
+
+/// A `Condition` travels to a spawned child by region and name, with the name of its shared
+/// lock if it has one.
+impl crate::Transfer for Condition {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)?;
+        let shared = self.lock.object();
+        let lock = (!shared.same(&self.object)).then(|| shared.name().to_string());
+        crate::Transfer::encode(&lock, out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        match <Option<String> as crate::Transfer>::decode(input)? {
+            None => region.condition(&name),
+            Some(lock) => region.condition_on(&name, &lock),
+        }
     }
 }

@@ -176,6 +176,21 @@ pub enum Error {
     BrokenBarrier,
     /// An argument out of its range (a barrier of 0 parties, a semaphore value too large).
     InvalidArgument(String),
+    /// [`Process::fork`](crate::Process::fork) in a process with more than one thread: a
+    /// forked child of a threaded program may deadlock (use
+    /// [`Process::spawn`](crate::Process::spawn)).
+    Threaded {
+        /// The threads the kernel counted.
+        threads: usize,
+    },
+    /// A child started by [`Process::spawn`](crate::Process::spawn) could not start its
+    /// entry.
+    Spawn {
+        /// The entry's name.
+        entry: String,
+        /// Why, as the child (or its absence) told.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -297,6 +312,17 @@ impl fmt::Display for Error {
             ),
             Error::BrokenBarrier => write!(f, "the barrier is broken"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::Threaded { threads } => write!(
+                f,
+                "cannot fork a process that has {threads} threads: the child could deadlock on \
+                 a lock another thread held; start it with Process::spawn instead"
+            ),
+            Error::Spawn { entry, reason } => {
+                write!(
+                    f,
+                    "the spawned process could not start entry {entry:?}: {reason}"
+                )
+            }
             Error::NotRecoverable => write!(
                 f,
                 "the lock is not recoverable: its holder died and the state was never marked consistent"
@@ -563,12 +589,10 @@ impl From<rwlock::Outcome> for Got {
     }
 }
 
-impl From<RError> for Error {
-    /// A release or wait by a thread that does not own the re-entrant lock.
-    fn from(e: RError) -> Error {
-        match e {
-            RError::NotOwner => Error::NotOwner,
-            RError::NotLocked | RError::CountOverflow => Error::NotLocked,
-        }
+/// The error of a release, wait or notify by a thread that does not own a re-entrant lock.
+pub(crate) fn not_owner(e: RError) -> Error {
+    match e {
+        RError::NotOwner => Error::NotOwner,
+        RError::NotLocked | RError::CountOverflow => Error::NotLocked,
     }
 }

@@ -87,3 +87,14 @@ impl Region {
         Ok(Event { object })
     }
 }
+
+/// An `Event` travels to a spawned child by region and name.
+impl crate::Transfer for Event {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.event(&name)
+    }
+}

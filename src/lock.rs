@@ -25,6 +25,11 @@ impl RawLock {
         RawLock { object }
     }
 
+    /// The object the lock word starts.
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
     #[inline]
     pub(crate) fn word(&self) -> &FutexWord {
         self.object.word(layout::lock::WORD)
@@ -88,49 +93,6 @@ impl RawLock {
         let (got, hold) = self.acquire(block);
         got.trying(|| guard(hold))
     }
-}
-
-/// The guard-based acquires of [`Lock`] and [`DataLock`], on their `raw` lock.
-macro_rules! guard_methods {
-    () => {
-        /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
-        ///
-        /// # Errors
-        ///
-        /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the lock is
-        /// taken over and the guard is inside; repair the protected state and call
-        /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
-        /// dropped. [`LockError::NotRecoverable`] if that already happened.
-        #[inline]
-        pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-            self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
-        }
-
-        /// Tries once to acquire the lock.
-        ///
-        /// # Errors
-        ///
-        /// [`TryLockError::WouldBlock`] if it is held.
-        #[inline]
-        pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-            self.raw
-                .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))
-        }
-
-        /// Tries to acquire the lock until `timeout` has passed.
-        ///
-        /// # Errors
-        ///
-        /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
-        pub fn try_lock_for(
-            &self,
-            timeout: Duration,
-        ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
-            self.raw.try_lock_with(Block::after(timeout), |hold| {
-                LockGuard::new(&self.raw, hold)
-            })
-        }
-    };
 }
 
 /// The queries every lock handle answers, on its word.
@@ -197,7 +159,7 @@ pub(crate) use lock_queries;
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    raw: RawLock,
+    data: DataLock,
 }
 
 impl Lock {
@@ -212,7 +174,7 @@ impl Lock {
     /// once ([`is_unrecoverable`](DataLock::is_unrecoverable)).
     #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.raw
+        self.raw()
             .acquire(Block::from_python(block, timeout))
             .0
             .acquired()
@@ -225,7 +187,7 @@ impl Lock {
     /// [`Error::NotLocked`] if the lock was not held (Python raises `ValueError`).
     #[inline]
     pub fn release(&self) -> Result<()> {
-        self.raw.release()
+        self.raw().release()
     }
 
     /// Declares the state protected by a lock taken over from a dead holder repaired, for
@@ -240,15 +202,52 @@ impl Lock {
         if !self.is_locked() {
             return Err(Error::NotLocked);
         }
-        self.raw.mark_consistent();
+        self.raw().mark_consistent();
         Ok(())
     }
 
-    guard_methods!();
+    /// Acquires the lock, blocking as long as it takes: [`DataLock::lock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DataLock::lock`].
+    #[inline]
+    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+        self.data.lock()
+    }
+
+    /// Tries once to acquire the lock: [`DataLock::try_lock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DataLock::try_lock`].
+    #[inline]
+    pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        self.data.try_lock()
+    }
+
+    /// Tries to acquire the lock until `timeout` has passed: [`DataLock::try_lock_for`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DataLock::try_lock_for`].
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        self.data.try_lock_for(timeout)
+    }
+
+    /// The lock as a [`DataLock`] (guards only), for code that takes one: a function written
+    /// for `Value::get_lock()` accepts a `Lock` this way.
+    pub fn as_data_lock(&self) -> &DataLock {
+        &self.data
+    }
+
     lock_queries!();
 
     pub(crate) fn raw(&self) -> &RawLock {
-        &self.raw
+        &self.data.raw
     }
 }
 
@@ -293,7 +292,43 @@ impl DataLock {
         DataLock { raw }
     }
 
-    guard_methods!();
+    /// Acquires the lock, blocking as long as it takes; the guard releases it when dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] if the previous holder died holding the lock: the lock is
+    /// taken over and the guard is inside; repair the protected state and call
+    /// [`LockGuard::mark_consistent`], or the lock becomes unrecoverable when the guard is
+    /// dropped. [`LockError::NotRecoverable`] if that already happened.
+    #[inline]
+    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+        self.raw.lock_with(|hold| LockGuard::new(&self.raw, hold))
+    }
+
+    /// Tries once to acquire the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if it is held.
+    #[inline]
+    pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        self.raw
+            .try_lock_with(Block::Try, |hold| LockGuard::new(&self.raw, hold))
+    }
+
+    /// Tries to acquire the lock until `timeout` has passed.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLockError::WouldBlock`] if it stayed held until the deadline.
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        self.raw.try_lock_with(Block::after(timeout), |hold| {
+            LockGuard::new(&self.raw, hold)
+        })
+    }
 
     pub(crate) fn raw(&self) -> &RawLock {
         &self.raw
@@ -363,7 +398,18 @@ impl Region {
     pub fn lock(&self, name: &str) -> Result<Lock> {
         let object = Object::open(self, name, &Spec::plain(Kind::Lock), |_| {})?;
         Ok(Lock {
-            raw: RawLock::new(object),
+            data: DataLock::new(RawLock::new(object)),
         })
+    }
+}
+
+/// A `Lock` travels to a spawned child by region and name.
+impl crate::Transfer for Lock {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(self.raw().object())
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.lock(&name)
     }
 }

@@ -290,3 +290,33 @@ impl Region {
         })
     }
 }
+
+/// A `RawValue` travels to a spawned child by region and name.
+impl<T: Pod> crate::Transfer for RawValue<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self._object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.raw_value(&name, T::zeroed())
+    }
+}
+
+/// A `RawArray` travels to a spawned child by region, name and length.
+impl<T: Pod> crate::Transfer for RawArray<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self._object)?;
+        crate::Transfer::encode(&self.len, out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        let len = <usize as crate::Transfer>::decode(input)?;
+        if len.saturating_mul(size_of::<T>()) > region.size() {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a RawArray of {len} elements cannot be in a region of {} bytes",
+                region.size()
+            )));
+        }
+        region.raw_array(&name, &vec![T::zeroed(); len])
+    }
+}

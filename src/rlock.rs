@@ -1,6 +1,6 @@
 //! [`RLock`]: Python's `multiprocessing.RLock`, re-entrant for the owning thread.
 
-use crate::error::{Error, Got, LockError, Result, TryLockError};
+use crate::error::{Error, Got, LockError, Result, TryLockError, not_owner};
 use crate::protocol::mutex;
 use crate::protocol::rmutex::RMutex;
 use crate::protocol::{Block, Word};
@@ -58,6 +58,11 @@ impl RLock {
         RLock { object }
     }
 
+    /// The object whose first words are the lock's.
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
     /// The protocol view of the lock (for a [`Condition`](crate::Condition)).
     pub(crate) fn rmutex(&self) -> RMutex<'_, FutexWord> {
         self.words()
@@ -111,7 +116,7 @@ impl RLock {
     #[inline]
     fn exit(&self, token: u32) -> Result<()> {
         let (_, tid) = sys::ids();
-        Ok(self.words().release(tid, token)?)
+        self.words().release(tid, token).map_err(not_owner)
     }
 
     /// Acquires the lock, Python style (see [`Lock::acquire`](crate::Lock::acquire) for
@@ -318,5 +323,17 @@ impl Region {
     pub fn rlock(&self, name: &str) -> Result<RLock> {
         let object = Object::open(self, name, &Spec::plain(Kind::RLock), |_| {})?;
         Ok(RLock::new(object))
+    }
+}
+
+/// An `RLock` travels to a spawned child by region and name (its owner does not: the child is
+/// another process).
+impl crate::Transfer for RLock {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.rlock(&name)
     }
 }

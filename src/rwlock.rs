@@ -161,13 +161,12 @@ impl<T: Pod> RwLock<T> {
         }
     }
 
-    fn reclaim(&self, block: Block) {
+    fn reclaim(&self) {
         let me = self.object.region().token();
         let readers = Readers(self.proto());
-        match block {
-            Block::Try => self.object.reclaim_now_and_then(me, &readers),
-            _ => self.object.reclaim(me, &readers),
-        }
+        // At most once per death-check interval: waiters look after every sleep (see
+        // `proto::RwLock::read`), and may be woken often.
+        self.object.reclaim_now_and_then(me, &readers);
     }
 
     #[inline]
@@ -178,13 +177,13 @@ impl<T: Pod> RwLock<T> {
         let outcome = match self.object.entry_of(hold) {
             Some(entry) => {
                 match entry.own_within(hold.token, block, region, &Readers(self.proto())) {
-                    Ok(()) => lock.read(&entry, block, region, || self.reclaim(block)),
+                    Ok(()) => lock.read(&entry, block, region, || self.reclaim()),
                     Err(EntryError::Busy) => Outcome::Busy,
                     Err(_) => Outcome::Broken,
                 }
             }
             // Unregistered: the read lock cannot be recorded (see `Permit`).
-            None => lock.read(&Unattributed, block, region, || self.reclaim(block)),
+            None => lock.read(&Unattributed, block, region, || self.reclaim()),
         };
         let outcome = match outcome {
             Outcome::Acquired | Outcome::Poisoned if !self.local.add_reader() => {
@@ -207,9 +206,13 @@ impl<T: Pod> RwLock<T> {
         if let Some(entry) = &entry {
             entry.begin_give();
         }
-        let _ = self.proto().read_unlock(1);
+        let wake = self.proto().read_unlock_unwoken(1);
         if let Some(entry) = &entry {
             entry.end_give();
+        }
+        // The wake call only with the record complete (see `Permit::drop`).
+        if wake == Ok(true) {
+            self.proto().wake_waiters();
         }
     }
 
@@ -219,7 +222,7 @@ impl<T: Pod> RwLock<T> {
         let hold = region.hold();
         let outcome = match self
             .proto()
-            .write(hold.token, block, region, || self.reclaim(block))
+            .write(hold.token, block, region, || self.reclaim())
         {
             Outcome::Acquired | Outcome::Poisoned if !self.local.set_writer() => {
                 // This process holds guards on the lock already, yet the shared words let a
@@ -471,5 +474,16 @@ impl Region {
             data,
             _type: PhantomData,
         })
+    }
+}
+
+/// An `RwLock` travels to a spawned child by region and name (its guards do not).
+impl<T: Pod> crate::Transfer for RwLock<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.rwlock(&name, T::zeroed())
     }
 }

@@ -206,12 +206,11 @@ impl Semaphore {
         let counter = self.counter();
         let region = self.object.region();
         let me = region.token();
-        counter
-            .sem
-            .acquire(attribution, block, region, || match block {
-                Block::Try => self.object.reclaim_now_and_then(me, &counter),
-                _ => self.object.reclaim(me, &counter),
-            })
+        counter.sem.acquire(attribution, block, region, || {
+            // At most once per death-check interval: a waiter looks after every sleep,
+            // and while permits circulate it is woken often.
+            self.object.reclaim_now_and_then(me, &counter)
+        })
     }
 
     /// Gives one permit back (from any thread of any process), waking a waiter.
@@ -374,9 +373,16 @@ impl Drop for Permit<'_> {
         }
         // A broken semaphore refuses the permit; a bounded one at its bound (someone released
         // it with `release()` meanwhile) too: either way nothing more can be done here.
-        let _ = self.sem.counter().sem.release(self.sem.bound);
+        let counter = self.sem.counter();
+        let released = counter.sem.release_unwoken(self.sem.bound);
         if let Some(entry) = &entry {
             entry.end_give();
+        }
+        // The wake call only now, with the record complete: a process is often preempted in
+        // that system call, and one killed there must not leave the change in flight. (A
+        // sleeper whose wake-up dies with us finds the permit when its slice ends.)
+        if released.is_ok() {
+            counter.sem.wake_for(1);
         }
     }
 }
@@ -439,5 +445,29 @@ impl Region {
     pub fn bounded_semaphore(&self, name: &str, value: u32) -> Result<BoundedSemaphore> {
         self.semaphore_of(name, Kind::BoundedSemaphore, value)
             .map(BoundedSemaphore)
+    }
+}
+
+/// A `Semaphore` travels to a spawned child by region and name (its `Permit`s do not: they are
+/// their process's).
+impl crate::Transfer for Semaphore {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        // The object exists: the initial value is not used.
+        region.semaphore(&name, 0)
+    }
+}
+
+/// A `BoundedSemaphore` travels to a spawned child by region and name.
+impl crate::Transfer for BoundedSemaphore {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.0.object)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        region.bounded_semaphore(&name, 0)
     }
 }

@@ -298,7 +298,7 @@ pub struct DataGuard<'a, S: ?Sized> {
     lock: &'a RawLock,
     data: NonNull<S>,
     hold: Hold,
-    _borrow: PhantomData<&'a mut S>,
+    _borrow: PhantomData<&'a S>,
 }
 
 /// A [`Value`]'s guard.
@@ -520,4 +520,36 @@ pub(crate) fn cell<T: Pod>(
 /// Copies `init` into a fresh object at `data`.
 fn fresh_elements<T: Pod>(fresh: &Fresh, data: usize, init: &[T]) {
     fresh.write_bytes(data, bytemuck::cast_slice(init));
+}
+
+/// A `Value` travels to a spawned child by region and name.
+impl<T: Pod> crate::Transfer for Value<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(self.cell.lock.object())
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        // The object exists (the parent holds a handle): the initial value is not used.
+        region.value(&name, T::zeroed())
+    }
+}
+
+/// An `Array` travels to a spawned child by region, name and length.
+impl<T: Pod> crate::Transfer for Array<T> {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(self.cell.lock.object())?;
+        self.len().encode(out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        let len = usize::decode(input)?;
+        // Refuse a length no region could hold before allocating the initial copy.
+        if len.saturating_mul(size_of::<T>()) > region.size() {
+            return Err(Error::InvalidArgument(format!(
+                "an Array of {len} elements cannot be in a region of {} bytes",
+                region.size()
+            )));
+        }
+        region.array(&name, &vec![T::zeroed(); len])
+    }
 }

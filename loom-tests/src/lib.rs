@@ -12,6 +12,7 @@ pub mod harness;
 
 use loom::sync::atomic::{AtomicBool, AtomicU32, fence};
 use loom::sync::{Condvar, Mutex, MutexGuard};
+use shmsync_protocol::condvar::SIGNAL_SHIFT;
 use shmsync_protocol::holds::HELD_MASK;
 use shmsync_protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
 use shmsync_protocol::word::{WaitOutcome, Word};
@@ -106,11 +107,16 @@ pub enum Mutation {
     /// dropped and only the change of the held count is applied: a holder that never marks a
     /// change of the object's word as in flight.
     IgnoreIntent,
+    /// (Condition variable's `sleepers` word) every load reports at least one handed-out
+    /// wake-up (bits 16 and up) that nobody handed out: a waiter that finds `seq` changed always
+    /// finds a wake-up to take, so every waiter returns notified on any notify (the bug of
+    /// issue 12: `notify(n)` woke every waiter whose sleep slice ended).
+    ForgeSignals,
 }
 
 impl Mutation {
     /// Every mutation, for listing and parsing.
-    pub const ALL: [Mutation; 22] = [
+    pub const ALL: [Mutation; 23] = [
         Mutation::None,
         Mutation::RelaxedOrdering,
         Mutation::RelaxedStores,
@@ -133,6 +139,7 @@ impl Mutation {
         Mutation::DropOrs,
         Mutation::ForgetGeneration,
         Mutation::IgnoreIntent,
+        Mutation::ForgeSignals,
     ];
 
     /// The kebab-case name used in [`harness::MUTATION_ENV`].
@@ -160,6 +167,7 @@ impl Mutation {
             Mutation::DropOrs => "drop-ors",
             Mutation::ForgetGeneration => "forget-generation",
             Mutation::IgnoreIntent => "ignore-intent",
+            Mutation::ForgeSignals => "forge-signals",
         }
     }
 
@@ -512,7 +520,11 @@ impl Word for LoomWord {
 
     fn load(&self, order: Ordering) -> u32 {
         let order = self.order(order);
-        self.value.load(order)
+        let value = self.value.load(order);
+        match self.mutation {
+            Mutation::ForgeSignals if value >> SIGNAL_SHIFT == 0 => value | 1 << SIGNAL_SHIFT,
+            _ => value,
+        }
     }
 
     fn store(&self, value: u32, order: Ordering) {

@@ -14,7 +14,7 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use shmsync_loom_tests::harness::{self, Faults, expect_caught};
+use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
 use shmsync_protocol::Block;
 use shmsync_protocol::condvar::Condvar;
@@ -44,8 +44,10 @@ struct Shared {
 
 impl Shared {
     /// The lock's words allow no slice end (the lock is held briefly; the rmutex models explore
-    /// slice ends); `seq` allows `spurious` spurious wake-ups per execution.
-    fn new(faults: &Faults, spurious: u32) -> Arc<Shared> {
+    /// slice ends); `seq` allows `slices` slice ends (timeouts: `wait` sleeps in slices, and a
+    /// slice end must never stand in for a notify) and `spurious` spurious wake-ups per
+    /// execution.
+    fn new(faults: &Faults, slices: u32, spurious: u32) -> Arc<Shared> {
         Arc::new(Shared {
             lock: LoomWord::new(UNLOCKED)
                 .timeouts(0)
@@ -53,10 +55,8 @@ impl Shared {
             owner: LoomWord::new(0).mutation(faults.on("owner")),
             count: LoomWord::new(0).mutation(faults.on("count")),
             owner_token: LoomWord::new(0),
-            // No timeouts: waits here have no deadline, and the sleep slices that `wait` takes
-            // (against a damaged `sleepers` count) must not stand in for a notify.
             seq: LoomWord::new(0)
-                .timeouts(0)
+                .timeouts(slices)
                 .spurious(spurious)
                 .mutation(faults.on("seq")),
             sleepers: LoomWord::new(0).mutation(faults.on("sleepers")),
@@ -107,9 +107,12 @@ impl Shared {
     }
 
     /// As thread `me` of process `token`, holding the lock at `depth`: waits until a ticket is
-    /// there and takes it. After every wait the lock is ours again at `depth`.
+    /// there and takes it. A wait that returns must have consumed a notify's wake-up, so one
+    /// wait is enough and its ticket must be there (a notify gives its ticket before it
+    /// notifies, in the same hold of the lock): a wait that returns without a notify meant for
+    /// it finds no ticket. After the wait the lock is ours again at `depth`.
     fn take_ticket(&self, me: u32, token: u32, depth: u32) {
-        while self.tickets(|_| {}) == 0 {
+        if self.tickets(|_| {}) == 0 {
             let waited = self
                 .cv()
                 .wait(me, token, None, &self.owners)
@@ -130,6 +133,10 @@ impl Shared {
                 self.rm().count(),
                 depth,
                 "after wait, thread {me}'s re-entrant count is wrong"
+            );
+            assert!(
+                self.tickets(|_| {}) > 0,
+                "thread {me}'s wait returned notified without a notify left for it"
             );
         }
         self.tickets(|t| *t -= 1);
@@ -172,7 +179,7 @@ static SPURIOUS: AtomicUsize = AtomicUsize::new(0);
 fn notify_not_lost(faults: &Faults) {
     let faults = faults.clone();
     harness::check(PREEMPTIONS, move || {
-        let s = Shared::new(&faults, 1);
+        let s = Shared::new(&faults, 1, 1);
         let w = {
             let s = s.clone();
             loom::thread::spawn(move || {
@@ -296,7 +303,7 @@ static BOTH_ASLEEP: AtomicUsize = AtomicUsize::new(0);
 fn notify_one_each(faults: &Faults) {
     let faults = faults.clone();
     harness::check(PREEMPTIONS_ONE_EACH, move || {
-        let s = Shared::new(&faults, 0);
+        let s = Shared::new(&faults, 1, 0);
         let handles: Vec<_> = [11, 21]
             .into_iter()
             .map(|me| {
@@ -346,12 +353,105 @@ fn child_notify_one_each_3_threads() {
     }
 }
 
-/// A notify that finds no sleeper counted: the second waiter sleeps for ever.
+/// Waiters that never count themselves (every `store` to `sleepers` dropped): the notifies
+/// hand out no wake-up and wake nobody, and a waiter without a slice left sleeps for ever.
 #[test]
-fn caught_drop_adds_by_notify_one_each() {
+fn caught_drop_stores_by_notify_one_each() {
     expect_caught(
         "child_notify_one_each_3_threads",
-        "sleepers=drop-adds",
+        "sleepers=drop-stores",
+        &["deadlock"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two waiters, notify(1), a slice, notify(1)
+
+/// Preemptions explored per execution of [`notify_wakes_at_most_n`].
+const PREEMPTIONS_AT_MOST_N: usize = 2;
+
+/// Executions of [`notify_wakes_at_most_n`] in which the waiter the first `notify(1)` did not
+/// wake looked at the condition when its slice ended (a timeout on `seq` after the tick), and
+/// in which the second waiter took the first notify's wake-up.
+static SLICE_AFTER_NOTIFY: AtomicUsize = AtomicUsize::new(0);
+
+/// Two waiters (thread 11 of process 1, thread 21 of process 2) each enter the lock and wait
+/// for a ticket; once both sleep on `seq`, the main thread (thread 31 of process 3) enters,
+/// gives one ticket with `notify(1)` and leaves; then a sleep slice passes (`tick`: the
+/// waiter not woken times out and looks), and the main thread waits until one waiter has
+/// taken its ticket before it gives the second ticket with another `notify(1)`. A wait that
+/// returns notified must find a ticket left: so a `notify(1)` wakes at most one waiter, even
+/// when the other's slice ends after it, and no notify is lost (both waiters finish).
+fn notify_wakes_at_most_n(faults: &Faults) {
+    let faults = faults.clone();
+    harness::check(PREEMPTIONS_AT_MOST_N, move || {
+        let s = Shared::new(&faults, 0, 0);
+        let first_done = Arc::new(Signal::new());
+        let handles: Vec<_> = [(11, 1), (21, 2)]
+            .into_iter()
+            .map(|(me, token)| {
+                let s = s.clone();
+                let first_done = first_done.clone();
+                loom::thread::spawn(move || {
+                    s.enter(me, token);
+                    s.take_ticket(me, token, 1);
+                    s.leave(me, token);
+                    first_done.set();
+                })
+            })
+            .collect();
+        s.seq.wait_for_sleepers(2);
+        s.give_ticket(31, 3);
+        // A sleep slice passes: the waiter the notify did not wake looks now.
+        s.seq.tick(1);
+        first_done.wait();
+        s.give_ticket(31, 3);
+        for h in handles {
+            h.join().unwrap();
+        }
+        s.assert_unowned();
+        assert_eq!(s.tickets(|_| {}), 0);
+        assert_eq!(s.sleepers.get(), 0, "sleepers or wake-ups left over");
+        if s.seq.stats().late_timeouts > 0 {
+            SLICE_AFTER_NOTIFY.fetch_add(1, Relaxed);
+        }
+    });
+}
+
+#[test]
+fn notify_wakes_at_most_n_3_threads() {
+    notify_wakes_at_most_n(&Faults::none());
+    assert!(
+        SLICE_AFTER_NOTIFY.load(Relaxed) > 0,
+        "no slice ended after the first notify: the model is vacuous"
+    );
+}
+
+#[test]
+fn child_notify_wakes_at_most_n_3_threads() {
+    if let Some(f) = Faults::from_env() {
+        notify_wakes_at_most_n(&f);
+    }
+}
+
+/// Waiters that return notified on any change of `seq` (the bug of issue 12): the waiter
+/// whose slice ends after the first `notify(1)` returns too, and finds no ticket.
+#[test]
+fn caught_forge_signals_by_notify_wakes_at_most_n() {
+    expect_caught(
+        "child_notify_wakes_at_most_n_3_threads",
+        "sleepers=forge-signals",
+        &["without a notify left for it"],
+    );
+}
+
+/// A notify that skips its wake calls: the waiter not reached by the one slice end sleeps
+/// for ever.
+#[test]
+fn caught_skip_wake_by_notify_wakes_at_most_n() {
+    expect_caught(
+        "child_notify_wakes_at_most_n_3_threads",
+        "seq=skip-wake",
         &["deadlock"],
     );
 }

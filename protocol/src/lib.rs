@@ -53,6 +53,7 @@ pub enum Block {
 impl Block {
     /// Converts Python's `(block, timeout)` pair: `block == false` or a zero timeout tries once,
     /// `None` waits forever, a timeout too large to add to the clock also waits forever.
+    #[inline]
     pub fn from_python(block: bool, timeout: Option<std::time::Duration>) -> Block {
         match (block, timeout) {
             (false, _) => Block::Try,
@@ -62,6 +63,7 @@ impl Block {
     }
 
     /// A deadline `timeout` from now; zero means try once.
+    #[inline]
     pub fn after(timeout: std::time::Duration) -> Block {
         if timeout.is_zero() {
             return Block::Try;
@@ -73,6 +75,7 @@ impl Block {
     }
 
     /// The deadline to pass to [`Word::wait`](Word::wait) (`None`: no limit).
+    #[inline]
     pub fn deadline(self) -> Option<Instant> {
         match self {
             Block::Until(t) => Some(t),

@@ -125,6 +125,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Whether the caller now holds the lock.
+    #[inline]
     pub fn acquired(self) -> bool {
         matches!(self, Outcome::Acquired | Outcome::OwnerDied)
     }

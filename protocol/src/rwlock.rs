@@ -49,7 +49,7 @@
 //! before it last saw the dead writer's word (see `free_dead_writer`): a reader that lost the
 //! race to recover the lock must not poison it again after the winner repaired it. Readers
 //! are accounted in the object's hold table ([`holds`](super::holds)), which waiters scan
-//! when a slice ends (`reclaim`).
+//! after every sleep (`reclaim`, rate-limited by the caller).
 
 use super::Block;
 use super::holds::{Attribution, EntryError};
@@ -190,8 +190,10 @@ impl<W: Word> RwLock<'_, W> {
         false
     }
 
-    /// Takes a read lock for the caller, sleeping as `block` allows. `reclaim` is called when
-    /// a sleep slice ends, to give back the holds of dead readers.
+    /// Takes a read lock for the caller, sleeping as `block` allows. `reclaim` is called after
+    /// every sleep (a slice end or a wake-up: while others take and release the lock, wake-ups
+    /// may keep every slice from ending), to give back the holds of dead readers; it must limit
+    /// itself (the library scans at most once per death-check interval).
     #[inline]
     pub fn read<A: Attribution, O: Owners>(
         &self,
@@ -300,10 +302,12 @@ impl<W: Word> RwLock<'_, W> {
                 }
             }
             let slept_on = state;
-            if self.state.wait(slept_on, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+            let outcome = self.state.wait(slept_on, owners.slice_end(deadline));
+            // After every sleep, not only when a slice ended: see `Semaphore::acquire`.
+            reclaim();
+            if outcome == WaitOutcome::TimedOut {
                 check_holder = true;
                 out_of_time = owners.expired(deadline);
-                reclaim();
                 let now = self.state.load(Relaxed);
                 if now == slept_on && is_free(now) && now & WRITERS_WAITING != 0 {
                     // A hand-over to writers that no writer took for a whole slice: the
@@ -419,10 +423,12 @@ impl<W: Word> RwLock<'_, W> {
                     }
                 }
             }
-            if self.state.wait(state, owners.slice_end(deadline)) == WaitOutcome::TimedOut {
+            let outcome = self.state.wait(state, owners.slice_end(deadline));
+            // After every sleep, not only when a slice ended: see `Semaphore::acquire`.
+            reclaim();
+            if outcome == WaitOutcome::TimedOut {
                 check_holder = true;
                 out_of_time = owners.expired(deadline);
-                reclaim();
             }
             state = self.state.load(Relaxed);
         }
@@ -446,6 +452,18 @@ impl<W: Word> RwLock<'_, W> {
     /// Release: our reads happen before the next writer's writes.
     #[inline]
     pub fn read_unlock(&self, n: u32) -> Result<(), NotLocked> {
+        if self.read_unlock_unwoken(n)? {
+            self.wake_waiters();
+        }
+        Ok(())
+    }
+
+    /// [`read_unlock`](RwLock::read_unlock) without the wake call: returns whether the caller
+    /// must make it ([`wake_waiters`](RwLock::wake_waiters)), for a caller that records the
+    /// unlock in a hold table and must finish that record before a system call. Until the
+    /// call, waiters that were asleep are woken only by their slice ends.
+    #[inline]
+    pub fn read_unlock_unwoken(&self, n: u32) -> Result<bool, NotLocked> {
         let mut state = self.state.load(Relaxed);
         loop {
             if is_write_locked(state) || readers(state) < n {
@@ -458,15 +476,16 @@ impl<W: Word> RwLock<'_, W> {
                 new &= WRITERS_WAITING;
             }
             match self.state.compare_exchange(state, new, Release, Relaxed) {
-                Ok(_) => {
-                    if last {
-                        self.state.wake_all();
-                    }
-                    return Ok(());
-                }
+                Ok(_) => return Ok(last),
                 Err(s) => state = s,
             }
         }
+    }
+
+    /// Wakes every waiter (after [`read_unlock_unwoken`](RwLock::read_unlock_unwoken)).
+    #[inline]
+    pub fn wake_waiters(&self) {
+        self.state.wake_all();
     }
 
     /// Releases the write lock held with `token`, waking everyone if anyone waits.

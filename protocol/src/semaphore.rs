@@ -119,8 +119,11 @@ impl<W: Word> Semaphore<'_, W> {
     }
 
     /// Takes one permit, sleeping as `block` allows. Sleeps are slices ([`Owners::slice_end`]);
-    /// when one ends (and before a single try gives up) `reclaim` is called, to give back the
-    /// permits of holders that died.
+    /// after every sleep, whether a slice ended or a release woke us (and before a single try
+    /// gives up), `reclaim` is called, to give back the permits of holders that died: while
+    /// live permits circulate, every release wakes a sleeper and no slice ever ends, so a
+    /// waiter that looked only when a slice ended would never find a dead holder. `reclaim`
+    /// must limit itself (the library scans at most once per death-check interval).
     #[inline]
     pub fn acquire<A: Attribution, O: Owners>(
         &self,
@@ -163,16 +166,14 @@ impl<W: Word> Semaphore<'_, W> {
             self.sleepers.fetch_add(1, SeqCst);
             let outcome = self.value.wait(0, owners.slice_end(deadline));
             self.sleepers.fetch_sub(1, Relaxed);
-            if outcome == WaitOutcome::TimedOut {
-                reclaim();
-                if owners.expired(deadline) {
-                    // One last look: the permit may have come with the deadline.
-                    return match self.try_take(attribution) {
-                        Acquired::Yes => Acquired::Yes,
-                        Acquired::Busy => Acquired::Busy,
-                        other => other,
-                    };
-                }
+            reclaim();
+            if outcome == WaitOutcome::TimedOut && owners.expired(deadline) {
+                // One last look: the permit may have come with the deadline.
+                return match self.try_take(attribution) {
+                    Acquired::Yes => Acquired::Yes,
+                    Acquired::Busy => Acquired::Busy,
+                    other => other,
+                };
             }
         }
     }
@@ -198,6 +199,23 @@ impl<W: Word> Semaphore<'_, W> {
 
     #[inline]
     fn add_with(&self, n: u32, bound: u32, saturate: bool) -> Result<(), ReleaseError> {
+        self.add_unwoken(n, bound, saturate)?;
+        self.wake_for(n);
+        Ok(())
+    }
+
+    /// Returns one permit as [`release`](Semaphore::release) does, but without the wake call,
+    /// which the caller must then make with [`wake_for(1)`](Semaphore::wake_for) (unless this
+    /// failed): for a caller that records the release in a hold table and must finish that
+    /// record before a system call, where a process is often preempted (and killed).
+    #[inline]
+    pub fn release_unwoken(&self, bound: u32) -> Result<(), ReleaseError> {
+        self.add_unwoken(1, bound, false)
+    }
+
+    /// The count change of [`add_with`](Semaphore::add_with), with no wake call.
+    #[inline]
+    fn add_unwoken(&self, n: u32, bound: u32, saturate: bool) -> Result<(), ReleaseError> {
         let bound = bound.min(MAX_VALUE);
         let mut value = self.value.load(Relaxed);
         loop {
@@ -212,10 +230,18 @@ impl<W: Word> Semaphore<'_, W> {
             // SeqCst: publishes our writes (Release) and orders the read of `sleepers` below
             // after the new value.
             match self.value.compare_exchange(value, new, SeqCst, Relaxed) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(v) => value = v,
             }
         }
+    }
+
+    /// After `n` permits were added: wakes a sleeper (every sleeper for `n > 1`) if
+    /// `sleepers` says there may be one. The SeqCst read comes after the SeqCst
+    /// compare-exchange that added the permits, whatever the caller did in between (see the
+    /// module docs).
+    #[inline]
+    pub fn wake_for(&self, n: u32) {
         if self.sleepers.load(SeqCst) != 0 {
             if n == 1 {
                 self.value.wake_one();
@@ -223,7 +249,6 @@ impl<W: Word> Semaphore<'_, W> {
                 self.value.wake_all();
             }
         }
-        Ok(())
     }
 
     /// Sets the count to `value` (at most [`MAX_VALUE`]), clearing [`BROKEN`], and wakes every

@@ -568,11 +568,12 @@ impl Directory {
 
     /// Finds the object `name` if it exists as `spec`, or creates it, calling `init` with a
     /// pointer to its (not yet published) bytes. Returns the object's offset. An insertion
-    /// takes the allocation lock with `token`, asking `owners` about a holder that seems stuck.
+    /// takes the allocation lock with the token `token` gives (asked only then: a lookup
+    /// registers nobody), asking `owners` about a holder that seems stuck.
     pub(crate) fn get_or_create(
         &self,
         map: &Mapping,
-        token: u32,
+        token: impl FnOnce() -> u32,
         owners: &impl Owners,
         name: &str,
         spec: &Spec,
@@ -596,6 +597,7 @@ impl Directory {
         }
 
         let lock = map.word(header::ALLOC_LOCK);
+        let token = token();
         // Bounded: honest inserters hold this lock for microseconds, and dead ones are taken
         // over within DEATH_CHECK_INTERVAL, so only a damaged word (or a stuck live process)
         // can keep us out this long; say so rather than hang.

@@ -293,7 +293,7 @@ impl Snapshot {
         let stat = |e| Error::io("stat", Some(&path), e);
         let owner_uid = sys::owner(&file).map_err(stat)?;
         let len = sys::file_len(&file).map_err(stat)?;
-        let size = mappable_size(len, &path)?;
+        let size = mappable_size(len, Some(&path))?;
         let map = Mapping::read_only(file, path.clone(), size)?;
         let geometry = Geometry::read(&map, map.path())?;
         let view = View {
@@ -598,7 +598,7 @@ pub fn collect(path: impl AsRef<Path>, dry_run: bool) -> Result<Collected> {
         });
     }
     let len = sys::file_len(&file).map_err(|e| io_error("stat", e))?;
-    let size = mappable_size(len, &path)?;
+    let size = mappable_size(len, Some(&path))?;
     // Validate before claiming anything: a file that is not (yet) a complete region, such as
     // a region being built under a temporary name, is never claimed.
     let map = Mapping::read_only(file, path.clone(), size)?;

@@ -27,12 +27,15 @@ use geometry::Geometry;
 use layout::HEADER_SIZE;
 use mapping::Mapping;
 use procs::ProcessTable;
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -40,6 +43,10 @@ pub(crate) use directory::Spec;
 pub use directory::{Kind, ObjectInfo};
 pub(crate) use object::{Fresh, Object};
 pub use procs::DEATH_CHECK_INTERVAL;
+
+/// The environment variable that names an inherited region descriptor (see
+/// [`Region::share_with`] and [`Region::from_env`]).
+pub const REGION_FD_VAR: &str = "SHMSYNC_REGION_FD";
 pub(crate) use procs::Hold;
 
 /// A shared memory region holding named synchronization objects.
@@ -79,7 +86,7 @@ pub(crate) struct Inner {
     procs: ProcessTable,
     /// Process-local state per object offset, shared by every handle of this process on the
     /// object (see [`Inner::local`]).
-    local: Mutex<HashMap<usize, Arc<dyn Any + Send + Sync>>>,
+    local: Mutex<HashMap<(usize, TypeId), Arc<dyn Any + Send + Sync>>>,
 }
 
 /// Options for creating a region: directory capacity and file mode.
@@ -177,6 +184,7 @@ impl RegionOptions {
 
     /// Creates an anonymous region; see [`Region::anonymous`].
     pub fn anonymous(&self, size: usize) -> Result<Region> {
+        sys::install_fork_handler();
         let geometry = Geometry::for_new(size, self.capacity, self.procs)?;
         let file = sys::memfd(size as u64).map_err(|e| Error::io("memfd_create", None, e))?;
         let inner = Inner::new_region(file, None, geometry)?;
@@ -204,6 +212,9 @@ fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region> {
+    // Before anything caches this process's ids (`create_hidden` may): a forked child must
+    // learn that it is one.
+    sys::install_fork_handler();
     let geometry = Geometry::for_new(size, options.capacity, options.procs)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -252,6 +263,7 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
 }
 
 fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
+    sys::install_fork_handler();
     let file = open_in_use(path)?;
     if !options.other_owner {
         let owner = sys::owner(&file).map_err(|e| Error::io("stat", Some(path), e))?;
@@ -264,7 +276,14 @@ fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
             });
         }
     }
-    let id = file_id(&file).map_err(|e| Error::io("stat", Some(path), e))?;
+    attach(file, Some(path.to_path_buf()))
+}
+
+/// Maps the region in `file` (found at `path`, if it has one) after validating it, or returns
+/// the mapping this process already has of that file.
+fn attach(file: File, path: Option<PathBuf>) -> Result<Region> {
+    let stat_error = |e| Error::io("stat", path.as_deref(), e);
+    let id = file_id(&file).map_err(stat_error)?;
     // One mapping (and one process registration) per file per process: opening a file this
     // process already has open returns the same region, so a thread that re-enters an RLock
     // through a second `Region` of the same file is still recognised as its owner.
@@ -277,8 +296,8 @@ fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
     {
         return Ok(Region { inner });
     }
-    let len = sys::file_len(&file).map_err(|e| Error::io("stat", Some(path), e))?;
-    let inner = Arc::new(Inner::map_existing(file, path.to_path_buf(), len)?);
+    let len = sys::file_len(&file).map_err(stat_error)?;
+    let inner = Arc::new(Inner::map_existing(file, path, len)?);
     open.push((id, Arc::downgrade(&inner)));
     Ok(Region { inner })
 }
@@ -328,10 +347,10 @@ const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The size to map for an existing region file of `len` bytes: at least a header, at most
 /// what the address space allows (the header itself is validated once mapped).
-fn mappable_size(len: u64, path: &Path) -> Result<usize> {
+fn mappable_size(len: u64, path: Option<&Path>) -> Result<usize> {
     if len < HEADER_SIZE as u64 {
         return Err(Error::Truncated {
-            path: Some(path.to_path_buf()),
+            path: path.map(Path::to_path_buf),
             len,
             needed: HEADER_SIZE as u64,
         });
@@ -340,7 +359,7 @@ fn mappable_size(len: u64, path: &Path) -> Result<usize> {
         .ok()
         .filter(|&s| s <= isize::MAX as usize)
         .ok_or_else(|| Error::Corrupt {
-            path: Some(path.to_path_buf()),
+            path: path.map(Path::to_path_buf),
             reason: format!("{len} bytes is too large to map"),
         })
 }
@@ -417,6 +436,127 @@ impl Region {
         })
     }
 
+    /// Attaches to the region in the open file `fd` (a region file, or the memfd of an
+    /// anonymous region, inherited from the process that created it), with the same
+    /// validation as [`Region::open`]. The region keeps its own descriptor (a duplicate):
+    /// `fd` stays the caller's. A process that already has the region mapped gets that same
+    /// region.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `fd` is not an open regular file (a pipe, a socket, a directory);
+    /// [`Error::Truncated`], [`Error::SizeMismatch`], [`Error::VersionMismatch`],
+    /// [`Error::LayoutMismatch`] or [`Error::Corrupt`] if the file is not a region this build
+    /// can use.
+    pub fn from_fd(fd: BorrowedFd<'_>) -> Result<Region> {
+        sys::install_fork_handler();
+        let file = File::from(
+            fd.try_clone_to_owned()
+                .map_err(|e| Error::io("duplicate the descriptor of", None, e))?,
+        );
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("stat the descriptor of", None, e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                "attach to",
+                None,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the descriptor is not a regular file (nor a memfd), so not a region",
+                ),
+            ));
+        }
+        if !sys::is_read_write(&file)
+            .map_err(|e| Error::io("inspect the descriptor of", None, e))?
+        {
+            return Err(Error::io(
+                "attach to",
+                None,
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the descriptor is open read-only; a region needs read and write access",
+                ),
+            ));
+        }
+        // Mark it in use, as an opener by path does (a no-op on the open file description of a
+        // `share_with` parent, which holds the mark already): `shmsync gc` then leaves the
+        // file's name alone while we use it. Best effort: a file that a collector is removing
+        // right now stays usable through the descriptor; only its name goes.
+        let _ = sys::mark_in_use(&file);
+        attach(file, None)
+    }
+
+    /// Attaches to the region whose descriptor this process inherited from a parent that
+    /// called [`Region::share_with`]: the descriptor number is in the environment variable
+    /// [`REGION_FD_VAR`]. `Ok(None)` if the variable is not set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // In a program started by a parent's `region.share_with(&mut command)`:
+    /// let region = shmsync::Region::from_env()?.expect("started without a region");
+    /// region.raw_value::<u64>("hits", 0)?.fetch_add(1);
+    /// # Ok::<(), shmsync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if the variable does not hold a descriptor number;
+    /// [`Error::Io`] if that descriptor is not open; otherwise as [`Region::from_fd`].
+    pub fn from_env() -> Result<Option<Region>> {
+        let Some(value) = std::env::var_os(REGION_FD_VAR) else {
+            return Ok(None);
+        };
+        let fd: RawFd = value
+            .to_str()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{REGION_FD_VAR} must hold a descriptor number, not {value:?}"
+                ))
+            })?;
+        // Our own close-on-exec duplicate: the inherited number may be anything, and stays
+        // open (if another part of the program owns it, it is that part's to close).
+        let own = sys::dup_inherited(fd)
+            .map_err(|e| Error::io("open the inherited region descriptor", None, e))?;
+        Region::from_fd(own.as_fd()).map(Some)
+    }
+
+    /// Prepares `command` so that the program it starts can attach to this region with
+    /// [`Region::from_env`] (or, in another language, by mapping the descriptor that the
+    /// environment variable [`REGION_FD_VAR`] names): the region's descriptor is kept open
+    /// across `exec` in that child only. Works for anonymous regions (which have no path) and
+    /// named ones alike.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let region = shmsync::Region::anonymous(1 << 16)?;
+    /// let hits = region.raw_value::<u64>("hits", 0)?;
+    /// let mut child = std::process::Command::new("python3");
+    /// child.arg("worker.py");
+    /// region.share_with(&mut child);
+    /// let status = child.status()?;
+    /// println!("{status}: {} hits", hits.load());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn share_with(&self, command: &mut Command) {
+        let fd = self.inner.map.file().as_raw_fd();
+        command.env(REGION_FD_VAR, fd.to_string());
+        // SAFETY: the closure runs in the child between fork and exec, and only calls fcntl,
+        // which is async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(move || sys::keep_across_exec(fd));
+        }
+    }
+
+    /// The region's own descriptor (of its file, or of its memfd for an anonymous region).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.map.file().as_fd()
+    }
+
     /// The region file's path, or `None` for an anonymous region.
     pub fn path(&self) -> Option<&Path> {
         self.inner.map.path()
@@ -467,9 +607,9 @@ impl Inner {
 
     /// Maps an existing file of `len` bytes and validates its header into a [`Geometry`]
     /// before anything else is built from it.
-    fn map_existing(file: File, path: PathBuf, len: u64) -> Result<Inner> {
-        let size = mappable_size(len, &path)?;
-        let map = Mapping::new(file, Some(path), size)?;
+    fn map_existing(file: File, path: Option<PathBuf>, len: u64) -> Result<Inner> {
+        let size = mappable_size(len, path.as_deref())?;
+        let map = Mapping::new(file, path, size)?;
         let geometry = Geometry::read(&map, map.path())?;
         Ok(Inner::new(map, geometry))
     }
@@ -491,13 +631,13 @@ impl Inner {
     /// use and shared by every handle of this process on that object.
     pub(crate) fn local<T: Default + Send + Sync + 'static>(&self, offset: usize) -> Arc<T> {
         let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        let state = map.entry(offset).or_insert_with(|| Arc::new(T::default()));
-        match state.clone().downcast::<T>() {
-            Ok(state) => state,
-            // Each offset holds one kind of object (the directory refuses overlaps), so one
-            // type of state; should another be asked for, it gets its own, unshared.
-            Err(_) => Arc::new(T::default()),
-        }
+        let state = map
+            .entry((offset, TypeId::of::<T>()))
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        state
+            .downcast::<T>()
+            .expect("the entry of (offset, TypeId::of::<T>()) holds a T")
     }
 
     /// A pointer to byte `offset` of the mapping.
@@ -525,9 +665,8 @@ impl Inner {
         spec: &Spec,
         init: impl FnOnce(*mut u8),
     ) -> Result<usize> {
-        let token = self.token();
         self.dir
-            .get_or_create(&self.map, token, self, name, spec, init)
+            .get_or_create(&self.map, || self.token(), self, name, spec, init)
     }
 
     /// This process's lock token (see [`ProcessTable::token`]).

@@ -28,9 +28,12 @@ pub(crate) struct Object {
     size: usize,
     /// The object's offset in the region.
     offset: usize,
+    /// The object's name in the directory.
+    name: Arc<str>,
     /// When this handle may next scan the table for dead holders on a failed single try (ms
     /// since `epoch()`), so that tries in a tight loop do not scan more often than a waiter.
-    next_scan: Arc<AtomicU64>,
+    /// `None` for objects without a hold table.
+    next_scan: Option<Arc<AtomicU64>>,
 }
 
 // SAFETY: `base` points into the mapping owned by `region`, which lives as long as this value;
@@ -76,13 +79,26 @@ impl Object {
             entries: spec.holds(),
             size,
             offset,
-            next_scan: Arc::new(AtomicU64::new(0)),
+            name: name.into(),
+            next_scan: (spec.holds() > 0).then(|| Arc::new(AtomicU64::new(0))),
         })
     }
 
     /// The object's offset in the region (its identity within this process).
     pub(crate) fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// The object's name in the directory.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The region the object lives in, as a [`Region`] handle.
+    pub(crate) fn region_handle(&self) -> Region {
+        Region {
+            inner: self.region.clone(),
+        }
     }
 
     /// The region the object lives in.
@@ -156,8 +172,9 @@ impl Object {
 
     /// Gives back the holds of every dead process in the table, as process `me`.
     pub(crate) fn reclaim(&self, me: u32, object: &impl Holder) {
-        self.next_scan
-            .store(millis() + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        if let Some(next_scan) = &self.next_scan {
+            next_scan.store(millis() + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        }
         for slot in 0..self.entries {
             self.entry(slot).reclaim_if_dead(me, &*self.region, object);
         }
@@ -171,10 +188,15 @@ impl Object {
         }
     }
 
-    /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago
-    /// (for single tries, which may come in a tight loop).
+    /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago:
+    /// for single tries, which may come in a tight loop, and for waiters, which look after
+    /// every sleep and may be woken often while other holds circulate.
     pub(crate) fn reclaim_now_and_then(&self, me: u32, object: &impl Holder) {
-        if millis() >= self.next_scan.load(Relaxed) {
+        if self
+            .next_scan
+            .as_ref()
+            .is_some_and(|next| millis() >= next.load(Relaxed))
+        {
             self.reclaim(me, object);
         }
     }

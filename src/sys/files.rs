@@ -123,6 +123,12 @@ pub(crate) fn memfd(len: u64) -> io::Result<File> {
     Ok(file)
 }
 
+/// Whether `file` was opened for reading and writing (a region is mapped read-write).
+pub(crate) fn is_read_write(file: &File) -> io::Result<bool> {
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    Ok(flags & OFlags::RWMODE == OFlags::RDWR)
+}
+
 /// The user id that owns the file.
 pub(crate) fn owner(file: &File) -> io::Result<u32> {
     use std::os::unix::fs::MetadataExt;

@@ -13,6 +13,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "cond_producer" => child_producer,
         "cond_consumer" => child_consumer,
         "cond_waiter" => child_waiter,
+        "cond_bare_waiter" => child_bare_waiter,
         "cond_notifier" => child_notifier,
         "cond_holder" => child_holder,
         "cond_ping" => child_ping,
@@ -138,6 +139,20 @@ pub fn child_waiter() -> Result<()> {
     assert!(c.is_owned_by_current_thread());
     assert_eq!(c.count(), 1);
     counter(&region, "woken")?.fetch_add(1);
+    Ok(())
+}
+
+/// Takes the lock, counts itself `waiting`, and waits once with a bare `wait` (no predicate);
+/// counts itself `returned` when the wait returns `true` (with the lock held again), and
+/// fails if it returned `false` (timed out after [`LIMIT`]).
+pub fn child_bare_waiter() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let c = region.condition("c")?;
+    let _g = c.lock()?;
+    counter(&region, "waiting")?.fetch_add(1);
+    assert!(c.wait(Some(LIMIT))?, "not notified within {LIMIT:?}");
+    assert!(c.is_owned_by_current_thread());
+    counter(&region, "returned")?.fetch_add(1);
     Ok(())
 }
 
@@ -619,4 +634,52 @@ fn a_wait_whose_lock_holder_is_killed_takes_the_lock_over_and_says_so() {
     });
     assert!(!c.is_locked() && !c.is_poisoned());
     let _g = c.try_lock().expect("a repaired lock works normally");
+}
+
+/// `waiters` processes wait with a bare `wait`; one `notify(n)` must let exactly `n` of them
+/// return (Python: at most `n`, and a bare `wait` that returns `True` was notified), and the
+/// others must still be waiting well after (many sleep slices later); a `notify_all` then
+/// releases the rest.
+fn notify_n_wakes_n_of(waiters: u32, n: u32) {
+    let shm = ShmName::new("cond-notify-n");
+    let region = new_region(&shm);
+    let c = region.condition("c").unwrap();
+    let waiting = region.raw_value::<u32>("waiting", 0).unwrap();
+    let returned = region.raw_value::<u32>("returned", 0).unwrap();
+    let children: Vec<_> = (0..waiters)
+        .map(|_| spawn("cond_bare_waiter", &shm.path(), &[]))
+        .collect();
+    wait_for_count(&waiting, waiters, "every waiter to start");
+    {
+        // Each counted itself with the lock held, so once we hold it all are in their wait.
+        let _g = c
+            .try_lock_for(LIMIT)
+            .expect("the waiters released the lock");
+        c.notify(n).unwrap();
+    }
+    wait_for_count(&returned, n, "the notified waiters to return");
+    // Fifteen sleep slices: a waiter that takes a slice end for a notify has returned by now.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        returned.load(),
+        n,
+        "notify({n}) with {waiters} waiters let {} return",
+        returned.load()
+    );
+    {
+        let _g = c.try_lock_for(LIMIT).expect("the lock is free");
+        c.notify_all().unwrap();
+    }
+    wait_all(children);
+    assert_eq!(returned.load(), waiters);
+}
+
+#[test]
+fn notify_1_with_2_waiting_processes_wakes_exactly_one() {
+    notify_n_wakes_n_of(2, 1);
+}
+
+#[test]
+fn notify_3_with_5_waiting_processes_wakes_exactly_three() {
+    notify_n_wakes_n_of(5, 3);
 }

@@ -21,6 +21,8 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "sem_objects" => child_objects,
         "sem_broken_waiter" => child_broken_waiter,
         "sem_reuser" => child_reuser,
+        "sem_circulator" => child_circulator,
+        "sem_churner" => child_churner,
         _ => return None,
     })
 }
@@ -50,6 +52,52 @@ fn raise(max: &RawValue<u32>, v: u32) {
 
 // -------------------------------------------------------------------------------------------
 // Helpers
+
+/// Until `stop_circ` is set: takes a permit of "s" (a guard), counts itself in `active`,
+/// records the largest `active` seen in `max`, holds the permit about 300 µs, gives it back,
+/// and counts the round in `rounds`.
+pub fn child_circulator() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let sem = region.semaphore("s", 0)?;
+    let active = counter(&region, "active")?;
+    let max = counter(&region, "max")?;
+    let rounds = counter(&region, "rounds")?;
+    let stop = counter(&region, "stop_circ")?;
+    while stop.load() == 0 {
+        let permit = sem.permit()?;
+        let now = active.fetch_add(1) + 1;
+        raise(&max, now);
+        std::thread::sleep(Duration::from_micros(300));
+        active.fetch_sub(1);
+        drop(permit);
+        rounds.fetch_add(1);
+    }
+    Ok(())
+}
+
+/// Takes and drops a permit of "s" (a guard) in a tight loop until killed or until
+/// `stop_churn` is set, saying every 256 rounds in `churn` that it is running. A broken
+/// semaphore (another churner killed mid-change) ends the loop.
+pub fn child_churner() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let sem = region.semaphore("s", 0)?;
+    let churn = counter(&region, "churn")?;
+    let stop = counter(&region, "stop_churn")?;
+    for i in 0u32.. {
+        match sem.permit() {
+            Ok(p) => drop(p),
+            Err(Error::Broken { .. }) => break,
+            Err(e) => return Err(e),
+        }
+        if i % 256 == 0 {
+            churn.fetch_add(1);
+            if stop.load() != 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Worker `id`: `iters` times takes a permit of "s" (by a guard on even iterations, Python-style
 /// `acquire`/`release` on odd ones), counts itself in `active`, records the largest `active`
@@ -777,4 +825,151 @@ fn a_process_in_a_dead_holders_slot_gives_its_permits_back_first() {
     spawn("sem_reuser", &shm.path(), &[]).wait_ok();
     assert_eq!(sem.value(), 1, "the permit came back once, not twice");
     assert!(!sem.is_broken());
+}
+
+/// The `p`-th percentile (0..=100) of `sorted`.
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+/// How many kills the kill-loop tests make (`SHMSYNC_TEST_KILLS`, default 100 for the
+/// in-flight test and a fifth of it for the latency test).
+fn kills(default: usize) -> usize {
+    std::env::var("SHMSYNC_TEST_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn a_killed_holders_permit_comes_back_while_other_permits_circulate() {
+    let shm = ShmName::new("sem-kill-circulating");
+    let region = new_region(&shm);
+    let sem = region.semaphore("s", 3).unwrap();
+    let held = region.raw_value::<u32>("held", 0).unwrap();
+    let max = region.raw_value::<u32>("max", 0).unwrap();
+    let rounds = region.raw_value::<u32>("rounds", 0).unwrap();
+    let stop = region.raw_value::<u32>("stop_circ", 0).unwrap();
+    // Five processes share the permits in a loop: every release wakes a sleeper.
+    let workers: Vec<_> = (0..5)
+        .map(|_| spawn("sem_circulator", &shm.path(), &[]))
+        .collect();
+    wait_for_count(&rounds, 100, "the workers to circulate permits");
+    let mut times = Vec::new();
+    for round in 0..kills(100) / 5 {
+        let victim = spawn("sem_holder", &shm.path(), &[("n", &1), ("how", &"permit")]);
+        wait_for_count(&held, round as u32 + 1, "the victim to take a permit");
+        max.store(0);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            max.load() <= 2,
+            "three workers held a permit while the victim held one"
+        );
+        let before = rounds.load();
+        max.store(0);
+        let killed = Instant::now();
+        victim.kill();
+        wait_until("three workers to hold a permit at once", || max.load() == 3);
+        times.push(killed.elapsed());
+        assert!(
+            rounds.load() > before,
+            "the other permits stopped circulating"
+        );
+    }
+    stop.store(1);
+    wait_all(workers);
+    assert!(!sem.is_broken());
+    assert_eq!(sem.value(), 3, "every permit back");
+    times.sort();
+    eprintln!(
+        "a killed holder's permit came back, under contention, after: median {:?}, p99 {:?}, \
+         max {:?} ({} kills; DEATH_CHECK_INTERVAL {DEATH_CHECK_INTERVAL:?})",
+        percentile(&times, 50),
+        percentile(&times, 99),
+        times[times.len() - 1],
+        times.len()
+    );
+    // Generous (slow, shared machines): the goal is a few death-check intervals.
+    let worst = times[times.len() - 1];
+    assert!(
+        worst < Duration::from_secs(2),
+        "a permit came back only {worst:?} after its holder's death"
+    );
+}
+
+/// `n` times: starts `loops` processes taking and dropping one permit in a tight loop, kills
+/// the first at a random moment, stops the others, and looks whether the semaphore broke
+/// (then repairs it). Returns the breaks.
+fn breaks_of_permit_loops_killed_at_random(loops: usize, n: usize) -> usize {
+    let shm = ShmName::new("sem-kill-churn");
+    let region = new_region(&shm);
+    let sem = region.semaphore("s", 1).unwrap();
+    let churn = region.raw_value::<u32>("churn", 0).unwrap();
+    let stop = region.raw_value::<u32>("stop_churn", 0).unwrap();
+    let mut broken = 0;
+    // A small generator, seeded from the clock: kill at a different moment each time.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    for _ in 0..n {
+        churn.store(0);
+        stop.store(0);
+        let mut children: Vec<_> = (0..loops)
+            .map(|_| spawn("sem_churner", &shm.path(), &[]))
+            .collect();
+        wait_for_count(&churn, 4 * loops as u32, "the loops to run");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(seed % 2000));
+        children.remove(0).kill();
+        stop.store(1);
+        wait_all(children);
+        // Either the semaphore is broken (the process died with a change in flight) or the
+        // permit comes back (or was not out). Holding it, a single try finds none free and
+        // scans the hold table (a scan at most every death-check interval: wait that long),
+        // so a dead entry with a change in flight is found now even if the permit was free.
+        let outcome = sem.try_permit_for(Duration::from_secs(5)).and_then(|p| {
+            std::thread::sleep(DEATH_CHECK_INTERVAL + Duration::from_millis(5));
+            let scan = sem.try_permit().map(drop);
+            drop(p);
+            scan
+        });
+        match outcome {
+            Err(Error::WouldBlock) => {}
+            Err(Error::Broken { .. }) => {
+                broken += 1;
+                sem.repair(1).unwrap();
+            }
+            other => panic!("after the loop's death: {other:?}"),
+        }
+        assert_eq!(sem.value(), 1, "exactly one permit");
+    }
+    eprintln!(
+        "{loops} tight permit loop(s), the first SIGKILLed at a random moment: the semaphore \
+         broke {broken} times in {n}"
+    );
+    broken
+}
+
+#[test]
+fn a_contended_permit_loop_killed_at_random_moments_rarely_breaks_the_semaphore() {
+    let n = kills(100);
+    let broken = breaks_of_permit_loops_killed_at_random(2, n);
+    // Two processes contend for one permit, so most drops make a wake call. With that call
+    // inside the in-flight window, 80 kills in 100 broke the semaphore here (the issue
+    // measured 24 to 53 in its loop); with it after the record, 6 in 100. Generous bound: the
+    // window still holds the count change and the records around it.
+    assert!(broken * 100 <= n * 15, "{broken} breaks in {n} kills");
+}
+
+#[test]
+fn an_uncontended_permit_loop_killed_at_random_moments_breaks_at_most_as_often_as_documented() {
+    let n = kills(100);
+    let broken = breaks_of_permit_loops_killed_at_random(1, n);
+    // A lone loop makes no wake call: it spends about half its time between a count change
+    // and its record, which no ordering of the calls can shrink. The README states the rate.
+    assert!(broken * 100 <= n * 80, "{broken} breaks in {n} kills");
 }
