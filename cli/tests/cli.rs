@@ -191,6 +191,7 @@ fn helper_entry() {
         "opener_loop" => opener_loop(&path),
         "user" => user(&path),
         "fork_keeper" => fork_keeper(&path),
+        "sharer" => sharer(&path),
         other => panic!("unknown role {other}"),
     };
     if let Err(e) = result {
@@ -258,6 +259,22 @@ fn fork_keeper(path: &Path) -> shmsync::Result<()> {
         sleep_forever()
     }
     drop(region);
+    Ok(())
+}
+
+/// Creates the region, hands it to a `sleep` started with `share_with` (the descriptor is
+/// inherited across exec), and exits: the other program alone keeps the region in use.
+#[expect(
+    clippy::zombie_processes,
+    reason = "this helper exits at once: the sleep is reparented, and the test kills it"
+)]
+fn sharer(path: &Path) -> shmsync::Result<()> {
+    let region = Region::open_or_create(path, SIZE)?;
+    let mut sleep = Command::new("sleep");
+    sleep.arg("120");
+    region.share_with(&mut sleep);
+    let child = sleep.spawn().unwrap();
+    std::fs::write(mark_path(path, "child"), child.id().to_string()).unwrap();
     Ok(())
 }
 
@@ -661,7 +678,8 @@ fn damaged_files_give_the_library_errors() {
 }
 
 /// gc removes only the unused region: not one a live process uses, nor one a forked child
-/// keeps mapped after its parent exited, nor files that are not regions; --dry-run removes
+/// keeps mapped after its parent exited, nor one a program started with `share_with` keeps
+/// (through the inherited descriptor), nor files that are not regions; --dry-run removes
 /// nothing.
 #[test]
 fn gc_removes_only_unused_regions() {
@@ -688,6 +706,14 @@ fn gc_removes_only_unused_regions() {
         }
     }
     let reap = Reap(child);
+    let shared = dir.join("shared");
+    Helper::spawn("sharer", &shared).wait_success();
+    wait_for_mark(&shared, "child");
+    let sleeper: i32 = std::fs::read_to_string(mark_path(&shared, "child"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let reap_sleeper = Reap(sleeper);
 
     let d = dir.0.to_str().unwrap();
     let out = shmsync(&["gc", "--dry-run", d]);
@@ -715,13 +741,18 @@ fn gc_removes_only_unused_regions() {
         "{text}"
     );
     assert!(!unused.exists());
-    assert!(used.exists() && forked.exists() && other.exists());
+    assert!(used.exists() && forked.exists() && shared.exists() && other.exists());
 
     // Once the fork child is gone, nothing keeps its region.
     drop(reap);
     wait_until("the fork child's death to free the region", || {
         let _ = shmsync(&["gc", d]);
         !forked.exists()
+    });
+    drop(reap_sleeper);
+    wait_until("the other program's death to free the region", || {
+        let _ = shmsync(&["gc", d]);
+        !shared.exists()
     });
     assert!(used.exists() && other.exists());
 }
