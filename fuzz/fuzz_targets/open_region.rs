@@ -85,7 +85,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let _ = e.to_string();
-            assert!(snapshot.is_err(), "the inspector read a file the library refuses: {e}");
+            assert!(
+                snapshot.is_err(),
+                "the inspector read a file the library refuses: {e}"
+            );
         }
     }
 });
