@@ -33,6 +33,7 @@ pub use int::AtomicInt;
 pub use lock::{DataLock, Lock, LockGuard};
 pub use process::{Entry, Entrypoint, Process, Report, run_if_spawned};
 pub use raw::{RawArray, RawValue};
+pub use region::inspect;
 pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, REGION_FD_VAR, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -63,6 +63,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = std::fs::remove_file(path);
     std::fs::write(path, &bytes).expect("write the input file");
+    // The inspector reads the same bytes through a read-only mapping, with loads only: it must
+    // never panic, and where it and the library both list the objects, the lists agree.
+    let snapshot = shmsync::inspect::Snapshot::open(path);
     let opened = Region::open(path);
     // The mapping keeps the file alive: unlink it at once so that nothing is left behind.
     let _ = std::fs::remove_file(path);
@@ -73,10 +76,19 @@ fuzz_target!(|data: &[u8]| {
                 bytes.len(),
                 "the region's size is not the file's"
             );
+            if let (Ok(snapshot), Ok(objects)) = (&snapshot, region.objects()) {
+                let names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+                let seen: Vec<&str> = snapshot.objects.iter().map(|o| o.name.as_str()).collect();
+                assert_eq!(names, seen, "the inspector lists other objects");
+            }
             exercise(&region)
         }
         Err(e) => {
             let _ = e.to_string();
+            assert!(
+                snapshot.is_err(),
+                "the inspector read a file the library refuses: {e}"
+            );
         }
     }
 });

@@ -705,6 +705,16 @@ impl Directory {
 
     /// Every published entry, validated.
     pub(crate) fn list(&self, map: &Mapping) -> Result<Vec<ObjectInfo>> {
+        Ok(self
+            .list_placed(map)?
+            .into_iter()
+            .map(|placed| placed.info)
+            .collect())
+    }
+
+    /// Every published entry, validated, with where its object lies and its element's size
+    /// and alignment (for [`inspect`](super::inspect)).
+    pub(crate) fn list_placed(&self, map: &Mapping) -> Result<Vec<Placed>> {
         let mut out = Vec::new();
         for slot in 0..self.slots {
             if !self.is_published(map, slot)? {
@@ -714,14 +724,69 @@ impl Directory {
             let name = Self::read_bytes(map, Self::entry_offset(slot) + entry::NAME, e.name_len);
             let name = String::from_utf8(name)
                 .map_err(|_| map.corrupt(format!("directory slot {slot}: name is not UTF-8")))?;
-            out.push(ObjectInfo {
-                name,
-                kind: e.kind,
-                type_name: self.type_name_of(map, &e),
-                len: e.len,
-                bytes: e.bytes,
+            out.push(Placed {
+                info: ObjectInfo {
+                    name,
+                    kind: e.kind,
+                    type_name: self.type_name_of(map, &e),
+                    len: e.len,
+                    bytes: e.bytes,
+                },
+                offset: e.offset,
+                elem_size: e.elem_size,
+                elem_align: e.elem_align,
             });
         }
         Ok(out)
+    }
+}
+
+/// A listed object and where it lies (see [`Directory::list_placed`]).
+pub(crate) struct Placed {
+    /// What [`Region::objects`](crate::Region::objects) says about it.
+    pub(crate) info: ObjectInfo,
+    /// Its first byte in the region.
+    pub(crate) offset: usize,
+    /// Its element's size (0 for kinds without elements).
+    pub(crate) elem_size: usize,
+    /// Its element's alignment.
+    pub(crate) elem_align: usize,
+}
+
+impl Placed {
+    /// The object's layout as the handles of its kind would lay it out in a region with
+    /// `process_slots` process-table slots: where its data and its hold table start. An
+    /// [`Error::Corrupt`] if the entry's size disagrees (as opening the object would say), so
+    /// that everything inside the returned offsets lies inside the object.
+    pub(crate) fn layout(&self, map: &Mapping, process_slots: usize) -> Result<(usize, usize)> {
+        let info = &self.info;
+        let holds = match info.kind {
+            Kind::Semaphore | Kind::BoundedSemaphore | Kind::RwLock => process_slots,
+            _ => 0,
+        };
+        let spec = Spec {
+            kind: info.kind,
+            elem_size: if info.kind.has_elements() {
+                self.elem_size
+            } else {
+                0
+            },
+            elem_align: self.elem_align,
+            type_name: "",
+            len: info.len,
+            tail: if info.kind == Kind::Condition {
+                info.len
+            } else {
+                0
+            },
+            holds,
+        };
+        match (spec.bytes(), spec.table_offset()) {
+            (Some(bytes), Some(table)) if bytes == info.bytes => Ok((spec.data_offset(), table)),
+            (bytes, _) => Err(map.corrupt(format!(
+                "object {:?} has {} bytes, its type needs {bytes:?}",
+                info.name, info.bytes
+            ))),
+        }
     }
 }

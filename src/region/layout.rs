@@ -57,6 +57,10 @@
 //! `2^40 + slot` of the region file (its *lease*, which the kernel drops when the process dies),
 //! then bumping the generation. Its lock token is `generation << 10 | slot`.
 //!
+//! Byte `2^40 - 1` is the *in-use* byte: every process that maps a named region holds a shared
+//! open-file-description lock on it, and `shmsync gc` removes a file only while it holds the
+//! byte exclusively (see [`inspect::collect`](super::inspect::collect)).
+//!
 //! # Objects
 //!
 //! Each object starts on a [`PAD`] boundary and takes a whole number of [`PAD`]s: its words

@@ -30,6 +30,25 @@ impl Mapping {
         })
     }
 
+    /// Maps the first `size` bytes of `file` read-only (`PROT_READ`), for inspection.
+    ///
+    /// Only loads may ever reach such a mapping: a store, swap or compare-exchange would fault.
+    /// Its only user, [`inspect`](super::inspect), reads it through [`Geometry::read`],
+    /// the directory's listing and the process table's liveness checks (which only load), and
+    /// through its own loads; none of them is given a handle that could write.
+    ///
+    /// [`Geometry::read`]: super::geometry::Geometry::read
+    pub(crate) fn read_only(file: File, path: PathBuf, size: usize) -> crate::Result<Mapping> {
+        let map = crate::sys::map_read_only(&file, size)
+            .map_err(|e| crate::Error::io("map", Some(&path), e))?;
+        Ok(Mapping {
+            map,
+            size,
+            file,
+            path: Some(path),
+        })
+    }
+
     /// The region file.
     pub(crate) fn file(&self) -> &File {
         &self.file

@@ -13,6 +13,7 @@
 
 mod directory;
 mod geometry;
+pub mod inspect;
 pub(crate) mod layout;
 mod mapping;
 mod object;
@@ -232,6 +233,18 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
     };
     file.set_len(size as u64)
         .map_err(|e| unlink_tmp(Error::io("set the length of", Some(path), e)))?;
+    // In use from before the file has a name, so `shmsync gc` never finds it unclaimed. (Only
+    // the fallback's visible temporary file can be reached by others at all, and a collector
+    // never claims a file without a valid header, which it does not have yet.)
+    let marked = sys::mark_in_use(&file).and_then(|marked| {
+        marked.then_some(()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another process claimed the new file",
+            )
+        })
+    });
+    marked.map_err(|e| unlink_tmp(Error::io("mark in use", Some(path), e)))?;
     let inner = Inner::new_region(file, Some(path.to_path_buf()), geometry).map_err(unlink_tmp)?;
     match sys::link_into_place(inner.map.file(), tmp.as_deref(), path) {
         Ok(()) => {
@@ -251,10 +264,7 @@ fn create_at(path: &Path, size: usize, options: &RegionOptions) -> Result<Region
 
 fn open_at(path: &Path, options: &RegionOptions) -> Result<Region> {
     sys::install_fork_handler();
-    let file = sys::open_existing(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
-        _ => Error::io("open", Some(path), e),
-    })?;
+    let file = open_in_use(path)?;
     if !options.other_owner {
         let owner = sys::owner(&file).map_err(|e| Error::io("stat", Some(path), e))?;
         let me = sys::effective_uid();
@@ -290,6 +300,68 @@ fn attach(file: File, path: Option<PathBuf>) -> Result<Region> {
     let inner = Arc::new(Inner::map_existing(file, path, len)?);
     open.push((id, Arc::downgrade(&inner)));
     Ok(Region { inner })
+}
+
+/// Opens the region file at `path` and marks it in use (see `sys::mark_in_use`) before
+/// anything else: from then on `shmsync gc` cannot remove it. The collector unlinks only while
+/// it holds the in-use byte exclusively, so once our shared lock is in place, a file that
+/// `path` still names is safe; if `path` no longer names it, the collector removed it between
+/// our open(2) and our lock, and we start again from the path (which then gives `NotFound`, or
+/// the region created there since).
+fn open_in_use(path: &Path) -> Result<File> {
+    open_in_use_with(path, || sys::open_existing(path))
+}
+
+/// [`open_in_use`] with the open(2) step given (the unit tests run a collector inside it).
+fn open_in_use_with(path: &Path, mut open: impl FnMut() -> io::Result<File>) -> Result<File> {
+    let io_error = |op, e| Error::io(op, Some(path), e);
+    // A collector holds the byte for the time of a few system calls; a process that keeps it
+    // longer (a stopped collector, or a hostile one) gets an error rather than a hang.
+    let deadline = Instant::now() + IN_USE_PATIENCE;
+    loop {
+        let file = open().map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound(path.to_path_buf()),
+            _ => io_error("open", e),
+        })?;
+        let marked = sys::mark_in_use(&file).map_err(|e| io_error("mark in use", e))?;
+        if marked && sys::names(path, &file).map_err(|e| io_error("stat", e))? {
+            return Ok(file);
+        }
+        if Instant::now() >= deadline {
+            return Err(io_error(
+                "mark in use",
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "another process (shmsync gc?) kept the region file claimed for 5 s",
+                ),
+            ));
+        }
+        if !marked {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// How long an opener waits for a collector that holds a region file's in-use byte.
+const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The size to map for an existing region file of `len` bytes: at least a header, at most
+/// what the address space allows (the header itself is validated once mapped).
+fn mappable_size(len: u64, path: Option<&Path>) -> Result<usize> {
+    if len < HEADER_SIZE as u64 {
+        return Err(Error::Truncated {
+            path: path.map(Path::to_path_buf),
+            len,
+            needed: HEADER_SIZE as u64,
+        });
+    }
+    usize::try_from(len)
+        .ok()
+        .filter(|&s| s <= isize::MAX as usize)
+        .ok_or_else(|| Error::Corrupt {
+            path: path.map(Path::to_path_buf),
+            reason: format!("{len} bytes is too large to map"),
+        })
 }
 
 /// A file's (device, inode).
@@ -407,6 +479,11 @@ impl Region {
                 ),
             ));
         }
+        // Mark it in use, as an opener by path does (a no-op on the open file description of a
+        // `share_with` parent, which holds the mark already): `shmsync gc` then leaves the
+        // file's name alone while we use it. Best effort: a file that a collector is removing
+        // right now stays usable through the descriptor; only its name goes.
+        let _ = sys::mark_in_use(&file);
         attach(file, None)
     }
 
@@ -531,25 +608,7 @@ impl Inner {
     /// Maps an existing file of `len` bytes and validates its header into a [`Geometry`]
     /// before anything else is built from it.
     fn map_existing(file: File, path: Option<PathBuf>, len: u64) -> Result<Inner> {
-        if len < HEADER_SIZE as u64 {
-            return Err(Error::Truncated {
-                path,
-                len,
-                needed: HEADER_SIZE as u64,
-            });
-        }
-        let size = match usize::try_from(len)
-            .ok()
-            .filter(|&s| s <= isize::MAX as usize)
-        {
-            Some(size) => size,
-            None => {
-                return Err(Error::Corrupt {
-                    path,
-                    reason: format!("{len} bytes is too large to map"),
-                });
-            }
-        };
+        let size = mappable_size(len, path.as_deref())?;
         let map = Mapping::new(file, path, size)?;
         let geometry = Geometry::read(&map, map.path())?;
         Ok(Inner::new(map, geometry))

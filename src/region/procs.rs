@@ -206,12 +206,7 @@ impl ProcessTable {
             // No process can hold a slot the table does not have: damage, not a holder.
             return false;
         }
-        let current = self.proc_word(map, slot, proc::GENERATION).load(Acquire);
-        // Generations only move forward (modulo 2^19): a slot whose generation is *ahead* of
-        // the token's was reclaimed, so the token's process is gone. One that looks *behind* can
-        // only be a stale read of a registration still in progress: ask the lease instead.
-        let ahead = current.wrapping_sub(generation) & GENERATION_MASK;
-        if ahead != 0 && ahead <= GENERATION_MASK / 2 {
+        if self.reclaimed(map, slot, generation) {
             return false;
         }
         if self.recently_alive(token) {
@@ -225,6 +220,47 @@ impl ProcessTable {
                 .store((u64::from(token) << 32) | u64::from(now_ms()), Relaxed);
         }
         alive
+    }
+
+    /// Whether `slot` was claimed again since the process of `generation` claimed it.
+    fn reclaimed(&self, map: &Mapping, slot: usize, generation: u32) -> bool {
+        let current = self.proc_word(map, slot, proc::GENERATION).load(Acquire);
+        // Generations only move forward (modulo 2^19): a slot whose generation is *ahead* of
+        // the token's was reclaimed, so the token's process is gone. One that looks *behind* can
+        // only be a stale read of a registration still in progress: ask the lease instead.
+        let ahead = current.wrapping_sub(generation) & GENERATION_MASK;
+        ahead != 0 && ahead <= GENERATION_MASK / 2
+    }
+
+    /// What an onlooker that never registered can tell about the process of `token`, with
+    /// loads and `F_OFD_GETLK` only: `Some(true)` alive, `Some(false)` certainly gone, `None`
+    /// if it cannot be told (the shared unregistered token, or the kernel would not say).
+    pub(crate) fn liveness(&self, map: &Mapping, token: u32) -> Option<bool> {
+        let (slot, generation) = split(token);
+        if generation == 0 {
+            // As in `is_alive`: only the unregistered token is a holder nobody can judge.
+            return (token != UNREGISTERED).then_some(false);
+        }
+        if slot >= self.slots || self.reclaimed(map, slot, generation) {
+            return Some(false);
+        }
+        sys::lease_held(map.file(), slot as u32).ok()
+    }
+
+    /// Slot `slot` of the table (below [`ProcessTable::slots`]) as an onlooker sees it: the
+    /// generation and pid of its last claimer, and whether its lease is held now (`None` if
+    /// the kernel would not say). `None` for a slot never claimed.
+    pub(crate) fn entry(&self, map: &Mapping, slot: usize) -> Option<(u32, u32, Option<bool>)> {
+        let generation = self.proc_word(map, slot, proc::GENERATION).load(Acquire);
+        if generation == 0 {
+            return None;
+        }
+        let pid = self.proc_word(map, slot, proc::PID).load(Relaxed);
+        Some((
+            generation,
+            pid,
+            sys::lease_held(map.file(), slot as u32).ok(),
+        ))
     }
 
     /// Whether `token`'s lease was seen held within the last [`ALIVE_CACHE_MS`]: spares a

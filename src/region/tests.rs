@@ -440,3 +440,98 @@ fn a_damaged_cursor_never_makes_a_new_object_overwrite_a_live_one() {
     drop(guard);
     assert!(a.try_lock().is_ok());
 }
+
+/// A fresh directory under the temp dir (one per test and process), removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("shmsync-unit-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_collector_between_open_and_mark_sends_the_opener_back_to_the_path() {
+    let dir = TempDir::new("collected");
+    let path = dir.0.join("r");
+    drop(Region::create(&path, 64 * 1024).unwrap());
+    // The collector runs right after the opener's open(2), before its mark: it finds the file
+    // unmarked and removes it. The opener must notice, and not use the removed file.
+    let mut opens = 0;
+    let result = open_in_use_with(&path, || {
+        opens += 1;
+        let file = sys::open_existing(&path)?;
+        if opens == 1 {
+            assert_eq!(
+                inspect::collect(&path, false).unwrap(),
+                inspect::Collected::Removed
+            );
+        }
+        Ok(file)
+    });
+    assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
+    assert_eq!(opens, 2);
+
+    // The same with a new region created at the path meanwhile: the opener gets that one.
+    let _keep = Region::create(&path, 64 * 1024).unwrap();
+    drop(_keep);
+    let mut opens = 0;
+    let file = open_in_use_with(&path, || {
+        opens += 1;
+        let file = sys::open_existing(&path)?;
+        if opens == 1 {
+            assert_eq!(
+                inspect::collect(&path, false).unwrap(),
+                inspect::Collected::Removed
+            );
+            drop(Region::create(&path, 64 * 1024).unwrap());
+        }
+        Ok(file)
+    })
+    .unwrap();
+    assert!(sys::names(&path, &file).unwrap());
+    // Marked: a collector now keeps its hands off.
+    assert_eq!(
+        inspect::collect(&path, false).unwrap(),
+        inspect::Collected::InUse
+    );
+    assert_eq!(
+        inspect::collect(&path, true).unwrap(),
+        inspect::Collected::InUse
+    );
+    drop(file);
+    assert_eq!(
+        inspect::collect(&path, true).unwrap(),
+        inspect::Collected::Unused
+    );
+}
+
+#[test]
+fn an_opener_waits_out_a_collector_that_keeps_the_file() {
+    let dir = TempDir::new("claimed");
+    let path = dir.0.join("r");
+    drop(Region::create(&path, 64 * 1024).unwrap());
+    // A collector that claimed the file and then decided to keep it (say it found a lease):
+    // openers wait for it to let go, and then use the file.
+    let claim = sys::open_existing(&path).unwrap();
+    assert!(sys::claim_unused(&claim).unwrap());
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(claim);
+    });
+    let region = Region::open(&path).unwrap();
+    releaser.join().unwrap();
+    assert!(sys::names(&path, region.inner.map.file()).unwrap());
+    assert_eq!(
+        inspect::collect(&path, false).unwrap(),
+        inspect::Collected::InUse
+    );
+}

@@ -77,6 +77,41 @@ pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens an existing file read-only for inspection, refusing a symlink at `path` and anything
+/// but a regular file (`O_NONBLOCK`, so that a FIFO planted in the directory cannot make the
+/// open hang).
+pub(crate) fn open_read_only(path: &Path) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            io::Error::new(io::ErrorKind::InvalidInput, "the path is a symbolic link")
+        } else {
+            io::Error::from(e)
+        }
+    })?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Whether `path` names `file` right now (same device and inode, not following a symlink at
+/// `path`); `false` if nothing is there any more.
+pub(crate) fn names(path: &Path, file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let at_path = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let ours = file.metadata()?;
+    Ok(at_path.dev() == ours.dev() && at_path.ino() == ours.ino())
+}
+
 /// An anonymous memory file of `len` bytes, sealed so that nobody can shrink it (which would
 /// turn accesses to the lost pages into SIGBUS) or grow it.
 pub(crate) fn memfd(len: u64) -> io::Result<File> {
@@ -114,6 +149,12 @@ pub(crate) fn file_len(file: &File) -> io::Result<u64> {
 /// ever reached through raw pointers and atomics.
 pub(crate) fn map(file: &File, len: usize) -> io::Result<MmapRaw> {
     MmapOptions::new().len(len).map_raw(file)
+}
+
+/// Maps the first `len` bytes of `file` shared and read-only (`PROT_READ`, `MAP_SHARED`): the
+/// mapping of [`shmsync::inspect`](crate::inspect), from which words are only ever loaded.
+pub(crate) fn map_read_only(file: &File, len: usize) -> io::Result<MmapRaw> {
+    MmapOptions::new().len(len).map_raw_read_only(file)
 }
 
 /// Removes the file at `path` (the region stays alive for whoever has it mapped).

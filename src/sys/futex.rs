@@ -44,7 +44,19 @@ impl Word for FutexWord {
 
     #[inline]
     fn load(&self, order: Ordering) -> u32 {
-        self.0.load(order)
+        match order {
+            // A Relaxed load followed by an Acquire fence orders everything after it exactly as
+            // an Acquire load would. Written this way because words are also read from
+            // read-only mappings (`shmsync::inspect`), and std documents atomic loads on
+            // read-only memory as sound for Relaxed loads of at most a pointer's width only.
+            // On x86-64 both forms compile to the same plain `mov`.
+            Ordering::Acquire => {
+                let value = self.0.load(Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::Acquire);
+                value
+            }
+            _ => self.0.load(order),
+        }
     }
     #[inline]
     fn store(&self, value: u32, order: Ordering) {

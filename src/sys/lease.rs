@@ -1,6 +1,8 @@
 //! Liveness leases: open-file-description byte locks on the region file, which the kernel
 //! drops the moment their process dies; and the fork handling that keeps a child from
-//! inheriting its parent's leases.
+//! inheriting its parent's leases. Also the in-use byte (a shared lock that every mapper of a
+//! named region holds through the mapping's own descriptor, which a forked child shares on
+//! purpose: it has the mapping too), the byte that `shmsync gc` must take exclusively.
 
 use super::ids::{fork_generation, note_fork};
 use rustix::fs::{Mode, OFlags};
@@ -169,6 +171,79 @@ fn lease_flock(slot: u32, kind: i32) -> libc::flock {
 /// Whether some open file description other than `file`'s holds the lease byte of `slot`.
 pub(crate) fn lease_held(file: &File, slot: u32) -> io::Result<bool> {
     let mut lock = lease_flock(slot, libc::F_WRLCK);
+    // SAFETY: `file` is open and `lock` a valid flock the kernel fills in.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+/// The *in-use* byte, just below the lease bytes: every process that has a named region mapped
+/// holds a shared (read) open-file-description lock on it, through the mapping's own
+/// descriptor, for as long as the mapping lives; the kernel drops it when the last descriptor
+/// of that open file description goes (at the latest when the process dies, or when a forked
+/// child that shares the description dies after it). A collector (`shmsync gc`) removes a
+/// region file only while it holds this byte exclusively, which it can only get while nobody
+/// has the file mapped, and no opener can get while the collector holds it.
+const IN_USE_BYTE: i64 = LEASE_BASE - 1;
+
+fn in_use_flock(kind: i32) -> libc::flock {
+    // SAFETY: `flock` is plain data; all-zero is a valid value that we then fill in.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = IN_USE_BYTE;
+    lock.l_len = 1;
+    lock
+}
+
+/// Sets `lock` on `file` with `F_OFD_SETLK` (never blocking). `Ok(false)`: a conflicting lock
+/// of another open file description is in the way.
+fn set_lock(file: &File, mut lock: libc::flock) -> io::Result<bool> {
+    // SAFETY: `file` is open and `lock` a valid flock.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Marks `file` (a region file this process maps, opened for reading) in use: a shared lock on
+/// the in-use byte, held by `file`'s open file description until it is closed. `Ok(false)`: a
+/// collector holds the byte exclusively at this moment (and is about to remove the file, or
+/// has decided not to and will let go at once).
+pub(crate) fn mark_in_use(file: &File) -> io::Result<bool> {
+    set_lock(file, in_use_flock(libc::F_RDLCK))
+}
+
+/// Takes the in-use byte of `file` (opened for writing) exclusively, never blocking: `Ok(true)`
+/// only if no other open file description has the file marked in use. Held until `file` is
+/// closed.
+pub(crate) fn claim_unused(file: &File) -> io::Result<bool> {
+    set_lock(file, in_use_flock(libc::F_WRLCK))
+}
+
+/// Whether another open file description has `file` marked in use (or claimed), without
+/// taking anything.
+pub(crate) fn marked_in_use(file: &File) -> io::Result<bool> {
+    let mut lock = in_use_flock(libc::F_WRLCK);
+    // SAFETY: `file` is open and `lock` a valid flock the kernel fills in.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+/// Whether another open file description holds any of the lease bytes of slots `0..slots`.
+pub(crate) fn any_lease_held(file: &File, slots: u32) -> io::Result<bool> {
+    let mut lock = lease_flock(0, libc::F_WRLCK);
+    lock.l_len = i64::from(slots.max(1));
     // SAFETY: `file` is open and `lock` a valid flock the kernel fills in.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
     if r != 0 {

@@ -4,8 +4,8 @@
 //! - [`spin`]: the adaptive spin before a futex wait (and how many CPUs are online);
 //! - [`ids`]: thread and process ids, and the fork generation;
 //! - [`files`]: creating, publishing, opening and mapping region files and memfds;
-//! - [`lease`]: liveness leases (byte locks the kernel drops when their process dies) and the
-//!   fork handler;
+//! - [`lease`]: liveness leases (byte locks the kernel drops when their process dies), the
+//!   in-use byte that keeps `shmsync gc` off mapped region files, and the fork handler;
 //! - [`child`]: child processes: thread count, fork, wait, signals, inherited descriptors.
 //!
 //! Dependencies point one way inside: `futex` → `spin`, `files` → `ids`, `lease` → `ids`.
@@ -22,9 +22,12 @@ pub(crate) use child::{
     pipe, readable_within, signal, thread_count, wait,
 };
 pub(crate) use files::{
-    create_hidden, effective_uid, file_len, is_read_write, link_into_place, map, memfd,
-    open_existing, owner, unlink,
+    create_hidden, effective_uid, file_len, is_read_write, link_into_place, map, map_read_only,
+    memfd, names, open_existing, open_read_only, owner, unlink,
 };
 pub(crate) use futex::FutexWord;
 pub(crate) use ids::{fork_generation, ids};
-pub(crate) use lease::{Lease, install_fork_handler, lease_held};
+pub(crate) use lease::{
+    Lease, any_lease_held, claim_unused, install_fork_handler, lease_held, mark_in_use,
+    marked_in_use,
+};
