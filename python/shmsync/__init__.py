@@ -10,8 +10,10 @@ name; an anonymous region's descriptor travels as multiprocessing passes descrip
 
 A process that dies holding a lock does not freeze the others: the next acquirer takes the lock
 over within ~20 ms and gets ``OwnerDiedError`` (the lock is then held by it: repair the state,
-call ``e.lock.mark_consistent()``, release). Rust programs using the ``shmsync`` crate can share
-a named ``Region`` with Python processes.
+call ``e.lock.mark_consistent()``, release; ``with lock:`` does not release a lock whose
+``__enter__`` raised, so catch the error around the ``with``). Objects are never freed: create
+them once and pass them around rather than one per task. Rust programs using the ``shmsync``
+crate can share a named ``Region`` with Python processes.
 """
 
 import itertools
@@ -79,9 +81,26 @@ def set_default_region(region):
         _default = region
 
 
+_prefix = (None, "")
+
+
 def _name(kind):
-    # Unique across the processes sharing a region: a forked child has another pid.
-    return f"{kind}.{os.getpid()}.{next(_counter)}"
+    # Unique across the processes sharing a region, pid reuse included: a random prefix per
+    # process (a forked child, whose pid differs, draws its own).
+    global _prefix
+    pid = os.getpid()
+    if _prefix[0] != pid:
+        _prefix = (pid, os.urandom(6).hex())
+    return f"{kind}.{_prefix[1]}.{next(_counter)}"
+
+
+def _after_fork_in_child():
+    # A fork while another thread held the lock would leave it locked in the child.
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def Lock():

@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple};
 use shmsync::{Error, RawArray, Region as RsRegion, RegionOptions};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,8 @@ fn deadline(block: bool, timeout: Option<f64>) -> PyResult<Option<Option<Instant
     }
 }
 
+/// `give_up()` says the object can never be acquired (the caller then raises).
+///
 /// Tries `attempt(None)` once with the GIL held (an uncontended acquire is one atomic
 /// instruction: releasing the GIL would cost more), then, if that failed and blocking is
 /// asked, runs `attempt(slice)` with the GIL released, in slices, until it succeeds or the
@@ -96,12 +98,13 @@ fn blocking(
     py: Python<'_>,
     block: bool,
     timeout: Option<f64>,
+    give_up: impl Fn() -> bool,
     attempt: impl Fn(Option<Duration>) -> bool + Sync,
 ) -> PyResult<bool> {
     if attempt(None) {
         return Ok(true);
     }
-    blocking_slow(py, block, timeout, attempt)
+    blocking_slow(py, block, timeout, give_up, attempt)
 }
 
 #[cold]
@@ -109,12 +112,18 @@ fn blocking_slow(
     py: Python<'_>,
     block: bool,
     timeout: Option<f64>,
+    give_up: impl Fn() -> bool,
     attempt: impl Fn(Option<Duration>) -> bool + Sync,
 ) -> PyResult<bool> {
     let Some(deadline) = deadline(block, timeout)? else {
         return Ok(false);
     };
     loop {
+        // An object that can never be acquired (unrecoverable, broken) fails every attempt at
+        // once: report it instead of spinning until the deadline.
+        if give_up() {
+            return Ok(false);
+        }
         let slice = match deadline {
             None => SLICE,
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
@@ -187,14 +196,17 @@ impl Region {
     /// Attaches to the region in the open descriptor `fd` (which stays the caller's).
     #[staticmethod]
     fn from_fd(fd: i32) -> PyResult<Self> {
-        if fd < 0 {
-            return Err(PyValueError::new_err("a descriptor is not negative"));
+        // Our own duplicate (which fails cleanly with EBADF if `fd` is not open): no borrow of
+        // a number whose owner we do not know.
+        // SAFETY: fcntl on a descriptor number has no memory-safety preconditions.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            return Err(PyErr::from(std::io::Error::last_os_error()));
         }
-        // SAFETY: the borrow lasts for this call only; `from_fd` duplicates the descriptor and
-        // fails cleanly (EBADF) if it is not open.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // SAFETY: fcntl just opened `dup`, and nothing else owns it.
+        let own = unsafe { OwnedFd::from_raw_fd(dup) };
         Ok(Region {
-            region: RsRegion::from_fd(fd).map_err(err)?,
+            region: RsRegion::from_fd(own.as_fd()).map_err(err)?,
         })
     }
 
@@ -486,10 +498,16 @@ impl Lock {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
-        let got = blocking(slf.py(), block, timeout, |slice| match slice {
-            None => this.lock.acquire(false, None),
-            Some(s) => this.lock.acquire(true, Some(s)),
-        })?;
+        let got = blocking(
+            slf.py(),
+            block,
+            timeout,
+            || this.lock.is_unrecoverable(),
+            |slice| match slice {
+                None => this.lock.acquire(false, None),
+                Some(s) => this.lock.acquire(true, Some(s)),
+            },
+        )?;
         if !got {
             if this.lock.is_unrecoverable() {
                 return Err(NotRecoverableError::new_err("the lock is not recoverable"));
@@ -570,10 +588,16 @@ impl RLock {
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
         // The owner's thread id is the OS thread: the GIL is released on this same thread.
-        let got = blocking(slf.py(), block, timeout, |slice| match slice {
-            None => this.lock.acquire(false, None),
-            Some(s) => this.lock.acquire(true, Some(s)),
-        })?;
+        let got = blocking(
+            slf.py(),
+            block,
+            timeout,
+            || this.lock.is_unrecoverable(),
+            |slice| match slice {
+                None => this.lock.acquire(false, None),
+                Some(s) => this.lock.acquire(true, Some(s)),
+            },
+        )?;
         if !got {
             if this.lock.is_unrecoverable() {
                 return Err(NotRecoverableError::new_err("the lock is not recoverable"));
@@ -665,10 +689,16 @@ impl Semaphore {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let sem = slf.get().sem.get();
-        let got = blocking(slf.py(), block, timeout, |slice| match slice {
-            None => sem.acquire(false, None),
-            Some(s) => sem.acquire(true, Some(s)),
-        })?;
+        let got = blocking(
+            slf.py(),
+            block,
+            timeout,
+            || sem.is_broken(),
+            |slice| match slice {
+                None => sem.acquire(false, None),
+                Some(s) => sem.acquire(true, Some(s)),
+            },
+        )?;
         if !got && sem.is_broken() {
             return Err(BrokenError::new_err("the semaphore is broken"));
         }
@@ -745,10 +775,16 @@ impl Condition {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
-        let got = blocking(slf.py(), block, timeout, |slice| match slice {
-            None => this.cond.acquire(false, None),
-            Some(s) => this.cond.acquire(true, Some(s)),
-        })?;
+        let got = blocking(
+            slf.py(),
+            block,
+            timeout,
+            || this.cond.is_unrecoverable(),
+            |slice| match slice {
+                None => this.cond.acquire(false, None),
+                Some(s) => this.cond.acquire(true, Some(s)),
+            },
+        )?;
         if !got {
             if this.cond.is_unrecoverable() {
                 return Err(NotRecoverableError::new_err("the lock is not recoverable"));
@@ -779,10 +815,10 @@ impl Condition {
         let deadline = match timeout {
             None => None,
             Some(t) if t.is_nan() => return Err(PyValueError::new_err("timeout must not be NaN")),
-            Some(t) => Some(
-                Instant::now()
-                    + Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX / 4),
-            ),
+            // A timeout too large for the clock waits without limit, as None does.
+            Some(t) => Duration::try_from_secs_f64(t.max(0.0))
+                .ok()
+                .and_then(|d| Instant::now().checked_add(d)),
         };
         // In slices: a slice that ends without a notify takes the lock back, looks for
         // signals, and waits again. The lock is held in between, so no notify can fall there.
@@ -815,8 +851,13 @@ impl Condition {
         predicate: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
-        let deadline = timeout.map(|t| {
-            Instant::now() + Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX / 4)
+        if timeout.is_some_and(f64::is_nan) {
+            return Err(PyValueError::new_err("timeout must not be NaN"));
+        }
+        let deadline = timeout.and_then(|t| {
+            Duration::try_from_secs_f64(t.max(0.0))
+                .ok()
+                .and_then(|d| Instant::now().checked_add(d))
         });
         loop {
             let result = predicate.call0()?;
@@ -899,9 +940,16 @@ impl Event {
         if event.is_set() {
             return Ok(true);
         }
-        blocking(slf.py(), true, timeout.map(|t| t.max(1e-9)), |slice| {
-            event.wait(Some(slice.unwrap_or(Duration::ZERO)))
-        })
+        if timeout.is_some_and(f64::is_nan) {
+            return Err(PyValueError::new_err("timeout must not be NaN"));
+        }
+        blocking(
+            slf.py(),
+            true,
+            timeout,
+            || false,
+            |slice| event.wait(Some(slice.unwrap_or(Duration::ZERO))),
+        )
     }
 
     fn __reduce__<'py>(
@@ -1166,20 +1214,34 @@ impl Value {
             None => Ok(Held(None)),
             Some(lock) => {
                 let lock = lock.get();
-                let got = blocking(slf.py(), true, None, |slice| match slice {
-                    None => lock.lock.acquire(false, None),
-                    Some(s) => lock.lock.acquire(true, Some(s)),
-                })?;
+                let got = blocking(
+                    slf.py(),
+                    true,
+                    None,
+                    || lock.lock.is_unrecoverable(),
+                    |slice| match slice {
+                        None => lock.lock.acquire(false, None),
+                        Some(s) => lock.lock.acquire(true, Some(s)),
+                    },
+                )?;
                 if !got {
                     return Err(NotRecoverableError::new_err(
                         "the value's lock is not recoverable",
                     ));
                 }
                 if lock.lock.is_poisoned() && lock.lock.count() == 1 {
-                    let _ = lock.lock.release();
-                    return Err(OwnerDiedError::new_err(
-                        "a holder of the value's lock died: take get_lock() to repair it",
-                    ));
+                    // Left held (released without mark_consistent it would become
+                    // unrecoverable): the caller repairs the value through `e.lock`, then
+                    // marks it consistent and releases it, as after Lock.acquire.
+                    let e = OwnerDiedError::new_err(
+                        "a holder of the value's lock died; the lock (e.lock) is now held by you: \
+                         repair the value, call e.lock.mark_consistent(), then e.lock.release()",
+                    );
+                    let py = slf.py();
+                    if let Some(rlock) = &this.lock {
+                        e.value(py).setattr("lock", rlock.clone_ref(py))?;
+                    }
+                    return Err(e);
                 }
                 Ok(Held(Some(&lock.lock)))
             }

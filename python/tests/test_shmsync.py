@@ -341,3 +341,50 @@ def test_ctypes_types_and_slices():
     assert a[:] == [9, 2, 9, 4]
     raw = shmsync.Value("i", 5, lock=False)
     assert raw.get_lock() is None and raw.value == 5
+
+
+def _hold_value_lock(v, held):
+    v.get_lock().acquire()
+    held.set()
+    time.sleep(600)
+
+
+def test_a_values_dead_holder_is_reported_with_the_lock_held():
+    ctx = mp.get_context("fork")
+    v, held = shmsync.Value("q", 7), shmsync.Event()
+    p = ctx.Process(target=_hold_value_lock, args=(v, held))
+    p.start()
+    assert held.wait(10)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    with pytest.raises(shmsync.OwnerDiedError) as died:
+        v.value
+    lock = died.value.lock
+    assert lock.count() == 1  # held by us: repair, then release
+    lock.mark_consistent()
+    lock.release()
+    assert v.value == 7
+    v.value += 1
+    assert v.value == 8
+
+
+def test_an_unrecoverable_lock_raises_at_once_even_without_a_timeout():
+    ctx = mp.get_context("fork")
+    lock, held = shmsync.Lock(), shmsync.Event()
+    p = ctx.Process(target=_hold_forever, args=(lock, held))
+    p.start()
+    assert held.wait(10)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    with pytest.raises(shmsync.OwnerDiedError):
+        lock.acquire()
+    lock.release()  # without mark_consistent: unrecoverable
+    start = time.monotonic()
+    with pytest.raises(shmsync.NotRecoverableError):
+        lock.acquire()  # block=True, timeout=None: must not spin forever
+    assert time.monotonic() - start < 5
+    with pytest.raises(ValueError):
+        shmsync.Event().wait(float("nan"))
+    cond = shmsync.Condition()
+    with cond:
+        cond.notify()  # (a wait with a timeout too large for the clock would wait without limit)
