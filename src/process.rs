@@ -192,6 +192,26 @@ impl Process {
         let mut out = Encoder::new();
         args.encode(&mut out)?;
         let (bytes, fds) = out.finish();
+        let refuse = |reason: String| Error::Spawn {
+            entry: entry.name.to_string(),
+            reason,
+        };
+        // One environment string holds at most 128 KiB (MAX_ARG_STRLEN), hex doubles the size.
+        if bytes.len() > MAX_ARGS_BYTES {
+            return Err(refuse(format!(
+                "the arguments take {} bytes, more than {MAX_ARGS_BYTES}: pass large data \
+                 through a region object instead",
+                bytes.len()
+            )));
+        }
+        // The child's standard streams are set up before the descriptors are kept: a region
+        // whose descriptor is 0, 1 or 2 (this process started with one closed) would be lost.
+        if let Some(fd) = fds.iter().find(|&&fd| fd < 3) {
+            return Err(refuse(format!(
+                "an anonymous region's descriptor is {fd}, a standard stream's number (this \
+                 process was started with it closed): it cannot be handed to a child"
+            )));
+        }
         let exe = std::env::current_exe().map_err(|e| Error::io("find this program", None, e))?;
         let (mut handshake, report) =
             sys::pipe().map_err(|e| Error::io("create a pipe for", None, e))?;
@@ -204,6 +224,13 @@ impl Process {
             .env(ENTRY_VAR, entry.name)
             .env(ARGS_VAR, hex(&bytes))
             .env(HANDSHAKE_VAR, report_fd.to_string())
+            .env(
+                FDS_VAR,
+                fds.iter()
+                    .map(|fd| fd.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .env(PARENT_VAR, std::process::id().to_string())
             .stdin(Stdio::null());
         // SAFETY: the closure runs in the child between fork and exec and only calls fcntl,
@@ -255,14 +282,18 @@ impl Process {
         match answer.strip_prefix(b"started\n") {
             Some(_) => Ok(process),
             None => {
+                // The child ends by itself after telling (or without starting); one that does
+                // not within 5 s is killed, so that dropping `process` cannot wait forever.
+                let code = process.join(Some(Duration::from_secs(5))).ok().flatten();
+                if code.is_none() {
+                    let _ = process.kill();
+                }
                 let reason = if answer.is_empty() {
-                    let code = process.join(Some(Duration::from_secs(5)))?;
                     format!(
-                        "the child ended (exit code {code:?}) before starting the entry: does \
-                         main call shmsync::run_if_spawned first?"
+                        "the child closed the report pipe (exit code {code:?}) before starting \
+                         the entry: does main call shmsync::run_if_spawned first?"
                     )
                 } else {
-                    let _ = process.join(Some(Duration::from_secs(5)));
                     String::from_utf8_lossy(&answer).trim().to_string()
                 };
                 Err(Error::Spawn {
@@ -286,50 +317,62 @@ impl Process {
     ///
     /// [`Error::Io`] if waiting fails (the child was reaped by other code of this program).
     pub fn join(&self, timeout: Option<Duration>) -> Result<Option<i32>> {
-        let Some(timeout) = timeout else {
-            return self.wait(true);
-        };
-        let deadline = Instant::now().checked_add(timeout);
+        // `None` inside: no limit (no timeout, or one too large for the clock).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            if let Some(code) = self.wait(false)? {
+            if let Some(code) = self.reap()? {
                 return Ok(Some(code));
             }
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if left.is_zero() {
-                return Ok(None);
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => return Ok(None),
+                    left => Some(left),
+                },
+            };
+            // Wait for the end without the lock (and without reaping): `kill` or `exitcode`
+            // from another thread must not wait for this join.
+            self.until_ended(left)
+                .map_err(|e| Error::io("wait for a child", None, e))?;
+        }
+    }
+
+    /// Sleeps until the child has ended (without reaping it) or `at_most` has passed.
+    fn until_ended(&self, at_most: Option<Duration>) -> std::io::Result<()> {
+        match (&self.pidfd, at_most) {
+            (Some(fd), _) => {
+                sys::readable_within(fd.as_fd(), at_most.unwrap_or(Duration::from_secs(3600)))
+                    .map(drop)
             }
-            match &self.pidfd {
-                Some(fd) => {
-                    sys::readable_within(fd.as_fd(), left)
-                        .map_err(|e| Error::io("wait for a child", None, e))?;
-                }
-                // No pidfds (a kernel before 5.3): look again every few milliseconds.
-                None => std::thread::sleep(left.min(Duration::from_millis(5))),
+            // No pidfds (a kernel before 5.3): waitid(WNOWAIT) without limit, or look again
+            // every few milliseconds until the deadline.
+            (None, None) => sys::wait_ended(self.pid),
+            (None, Some(left)) => {
+                std::thread::sleep(left.min(Duration::from_millis(5)));
+                Ok(())
             }
         }
     }
 
-    /// Reaps the child if it ended (or, with `block`, once it ends).
-    fn wait(&self, block: bool) -> Result<Option<i32>> {
+    /// Reaps the child if it has ended (never blocks); its exit code.
+    fn reap(&self) -> Result<Option<i32>> {
         let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
         if exit.is_none() {
             *exit =
-                sys::wait(self.pid, block).map_err(|e| Error::io("wait for a child", None, e))?;
+                sys::wait(self.pid, false).map_err(|e| Error::io("wait for a child", None, e))?;
         }
         Ok(*exit)
     }
 
     /// Whether the child is still running (Python's `is_alive()`).
     pub fn is_alive(&self) -> bool {
-        matches!(self.wait(false), Ok(None))
+        matches!(self.reap(), Ok(None))
     }
 
     /// How the child ended: its exit status, or minus the number of the signal that killed it
     /// (`-9` for SIGKILL); `None` while it runs (Python's `exitcode`).
     pub fn exitcode(&self) -> Option<i32> {
-        self.wait(false).ok().flatten()
+        self.reap().ok().flatten()
     }
 
     /// Asks the child to end with SIGTERM (Python's `terminate()`). Nothing happens if it has
@@ -366,7 +409,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         // Reap the child, waiting for it if it still runs: never a zombie.
-        let _ = self.wait(true);
+        let _ = self.join(None);
     }
 }
 
@@ -426,6 +469,10 @@ const ENTRY_VAR: &str = "SHMSYNC_SPAWN_ENTRY";
 const ARGS_VAR: &str = "SHMSYNC_SPAWN_ARGS";
 const HANDSHAKE_VAR: &str = "SHMSYNC_SPAWN_HANDSHAKE";
 const PARENT_VAR: &str = "SHMSYNC_SPAWN_PARENT";
+/// The region descriptors the child inherits: the only ones its arguments may name.
+const FDS_VAR: &str = "SHMSYNC_SPAWN_FDS";
+/// The most bytes of arguments a spawn passes (in one environment string, as hex).
+const MAX_ARGS_BYTES: usize = 60 * 1024;
 /// How long [`Process::spawn`] waits for the child to start its entry.
 const SPAWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -477,7 +524,15 @@ pub fn run_if_spawned(entries: &[&dyn Entrypoint]) {
         sys::exit_now(2);
     };
     let args = std::env::var(ARGS_VAR).ok().and_then(|a| unhex(&a));
-    let mut input = Decoder::new(args.unwrap_or_default());
+    // The descriptors our parent kept open for us: each must be open and inheritable (every
+    // descriptor this program opens itself is close-on-exec), or it is not one of them.
+    let inherited: Vec<i32> = std::env::var(FDS_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|fd| fd.parse().ok())
+        .filter(|&fd| sys::is_inherited(fd))
+        .collect();
+    let mut input = Decoder::new(args.unwrap_or_default(), inherited.clone());
     let prepared = entry.prepare(&mut input).and_then(|run| {
         if input.is_done() {
             Ok(run)
@@ -489,7 +544,7 @@ pub fn run_if_spawned(entries: &[&dyn Entrypoint]) {
         }
     });
     // The inherited region descriptors were duplicated where they were used.
-    for fd in input.inherited_fds() {
+    for fd in inherited {
         sys::close_inherited(fd);
     }
     match prepared {

@@ -121,15 +121,19 @@ impl Encoder {
 pub struct Decoder {
     bytes: Vec<u8>,
     at: usize,
+    /// The descriptors the parent kept open for this child (the only ones a region may name).
+    allowed: Vec<RawFd>,
     /// Regions attached from inherited descriptors, by descriptor number.
     inherited: HashMap<RawFd, Region>,
 }
 
 impl Decoder {
-    pub(crate) fn new(bytes: Vec<u8>) -> Decoder {
+    /// A decoder of `bytes`, in a child that inherited the region descriptors `allowed`.
+    pub(crate) fn new(bytes: Vec<u8>, allowed: Vec<RawFd>) -> Decoder {
         Decoder {
             bytes,
             at: 0,
+            allowed,
             inherited: HashMap::new(),
         }
     }
@@ -137,11 +141,6 @@ impl Decoder {
     /// Whether every byte was read.
     pub(crate) fn is_done(&self) -> bool {
         self.at == self.bytes.len()
-    }
-
-    /// The inherited descriptors that were attached (for the caller to close).
-    pub(crate) fn inherited_fds(&self) -> Vec<RawFd> {
-        self.inherited.keys().copied().collect()
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8]> {
@@ -161,8 +160,8 @@ impl Decoder {
 
     fn take_len(&mut self) -> Result<usize> {
         let len = u64::from_le_bytes(self.take_array()?);
-        // No length can exceed the bytes left (every element takes at least one byte, or is
-        // zero-sized and bounded by this check anyway).
+        // A length beyond the bytes left is refused, except for up to 2^20 elements (which may
+        // be zero-sized); nothing is allocated ahead from a length anyway.
         usize::try_from(len)
             .ok()
             .filter(|&l| l <= self.bytes.len() - self.at || l <= 1 << 20)
@@ -183,6 +182,11 @@ impl Decoder {
             }
             [1] => {
                 let fd = u32::from_le_bytes(self.take_array()?) as RawFd;
+                if !self.allowed.contains(&fd) {
+                    return Err(bad(&format!(
+                        "descriptor {fd} is not one the parent handed over"
+                    )));
+                }
                 if let Some(region) = self.inherited.get(&fd) {
                     return Ok(region.clone());
                 }
@@ -402,7 +406,7 @@ mod tests {
         value.encode(&mut out).unwrap();
         let (bytes, fds) = out.finish();
         assert!(fds.is_empty());
-        let mut input = Decoder::new(bytes);
+        let mut input = Decoder::new(bytes, vec![]);
         assert_eq!(T::decode(&mut input).unwrap(), value);
         assert!(input.is_done());
     }
@@ -425,7 +429,7 @@ mod tests {
     #[test]
     fn damaged_bytes_are_errors_not_panics() {
         let decode = |bytes: &[u8]| -> Result<(String, Vec<u64>)> {
-            let mut input = Decoder::new(bytes.to_vec());
+            let mut input = Decoder::new(bytes.to_vec(), vec![]);
             <(String, Vec<u64>)>::decode(&mut input)
         };
         assert!(decode(&[]).is_err());
@@ -434,9 +438,16 @@ mod tests {
         let mut huge = vec![0u8; 8];
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
-        let mut input = Decoder::new(vec![2]);
+        let mut input = Decoder::new(vec![2], vec![]);
         assert!(bool::decode(&mut input).is_err());
-        let mut input = Decoder::new(vec![9]);
+        let mut input = Decoder::new(vec![9], vec![]);
         assert!(input.region().is_err());
+        // A descriptor the parent did not hand over is refused, whatever is open under it.
+        let mut input = Decoder::new(vec![1, 0, 0, 0, 0], vec![]);
+        let e = input.region().unwrap_err();
+        assert!(
+            e.to_string().contains("not one the parent handed over"),
+            "{e}"
+        );
     }
 }

@@ -78,6 +78,10 @@ fn main() {
             dropping_a_process_leaves_no_zombie,
         ),
         (
+            "kill_from_another_thread_while_one_joins",
+            kill_from_another_thread_while_one_joins,
+        ),
+        (
             "a_threaded_parent_refuses_fork_and_spawns",
             a_threaded_parent_refuses_fork_and_spawns,
         ),
@@ -295,6 +299,19 @@ fn dropping_a_process_leaves_no_zombie() {
     .unwrap();
     drop(child);
     assert_eq!(done.load(), 1, "the drop waited for the child to end");
+}
+
+fn kill_from_another_thread_while_one_joins() {
+    let child = Process::fork(|| std::thread::sleep(Duration::from_secs(60))).unwrap();
+    std::thread::scope(|s| {
+        let joiner = s.spawn(|| child.join(None));
+        std::thread::sleep(Duration::from_millis(100));
+        // Neither blocks on the join in progress.
+        assert!(child.is_alive());
+        assert_eq!(child.exitcode(), None);
+        child.kill().unwrap();
+        assert_eq!(joiner.join().unwrap().unwrap(), Some(-9));
+    });
 }
 
 fn a_threaded_parent_refuses_fork_and_spawns() {

@@ -545,10 +545,17 @@ impl Region {
     pub fn share_with(&self, command: &mut Command) {
         let fd = self.inner.map.file().as_raw_fd();
         command.env(REGION_FD_VAR, fd.to_string());
+        // The closure owns a handle on the region, so the descriptor stays open (and this
+        // region's) until the command is spawned, whatever happens to `self` meanwhile.
+        let region = self.clone();
         // SAFETY: the closure runs in the child between fork and exec, and only calls fcntl,
-        // which is async-signal-safe; it allocates nothing and takes no lock.
+        // which is async-signal-safe; it allocates nothing and takes no lock (the region
+        // handle is only kept alive, not used).
         unsafe {
-            command.pre_exec(move || sys::keep_across_exec(fd));
+            command.pre_exec(move || {
+                let _keep = &region;
+                sys::keep_across_exec(fd)
+            });
         }
     }
 

@@ -84,6 +84,39 @@ pub(crate) fn wait(pid: u32, block: bool) -> io::Result<Option<i32>> {
     }
 }
 
+/// Waits until the child `pid` has ended, without reaping it (`waitid` with `WNOWAIT`): the
+/// pid stays the child's until someone reaps it.
+pub(crate) fn wait_ended(pid: u32) -> io::Result<()> {
+    loop {
+        // SAFETY: `info` is a valid siginfo_t for waitid to fill in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with a valid pointer has no other precondition.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether `fd` is open and survives exec (a descriptor a parent handed over on purpose).
+pub(crate) fn is_inherited(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD has no memory-safety preconditions; it fails with EBADF if `fd` is not
+    // open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags >= 0 && flags & libc::FD_CLOEXEC == 0
+}
+
 /// A descriptor that becomes readable when the process `pid` ends (`pidfd_open(2)`).
 pub(crate) fn pidfd(pid: u32) -> io::Result<OwnedFd> {
     let pid = rustix::process::Pid::from_raw(pid as i32)

@@ -18,8 +18,8 @@ mod lease;
 mod spin;
 
 pub(crate) use child::{
-    Forked, close_inherited, dup_inherited, exit_now, fork, keep_across_exec, parent_pid, pidfd,
-    pipe, readable_within, signal, thread_count, wait,
+    Forked, close_inherited, dup_inherited, exit_now, fork, is_inherited, keep_across_exec,
+    parent_pid, pidfd, pipe, readable_within, signal, thread_count, wait, wait_ended,
 };
 pub(crate) use files::{
     create_hidden, effective_uid, file_len, is_read_write, link_into_place, map, map_read_only,
