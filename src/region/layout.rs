@@ -61,8 +61,11 @@
 //!
 //! Each object starts on a [`PAD`] boundary and takes a whole number of [`PAD`]s: its words
 //! (the table below, in the modules named after each kind), then its data (aligned for the
-//! element type), then, for the kinds that have one, its hold table
-//! ([`HOLD_ENTRY`] bytes per process-table slot, 8-aligned).
+//! element type), then, for the kinds that have one, its hold table: a semaphore's has
+//! [`HOLD_ENTRY`] bytes per process-table slot (8-aligned); an `RwLock`'s has
+//! [`readers_for`]`(procs)` reader indicators (at most 32, one per process that uses the lock,
+//! claimed on first use), [`READER_ENTRY`] bytes each, [`PAD`]-aligned so that each process's
+//! read locks touch a cache line of their own.
 //!
 //! | kind | words (offset: meaning) | bytes of words | after the words |
 //! |------|-------------------------|----------------|-----------------|
@@ -74,12 +77,14 @@
 //! | Condition | 0..16: its RLock's words, 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
 //! | Event | 0: flag | 4 | — |
 //! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
-//! | RwLock | 0: state, 4: flags, 8..16: unused | 16 | the value, then the hold table |
+//! | RwLock | 0: state, 4: flags, 8: claimed indicators, 12: anonymous readers | 16 | the value, then the reader indicators (each 0: owner token, 4: read count, 8..128: unused) |
 
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// 2: an `RwLock` keeps reader indicators (claimed on first use, [`READER_ENTRY`] bytes each)
+/// instead of a hold table per process slot, and two more words.
+pub const VERSION: u32 = 2;
 /// The padding unit: objects start on, and are padded to, multiples of it, so no two objects
 /// share a cache line (128 bytes covers the adjacent-line prefetcher of x86-64, as
 /// crossbeam-utils' `CachePadded` does).
@@ -157,6 +162,17 @@ pub mod proc {
 /// Bytes of one hold-table entry: an owner word and a counts word (see the protocol crate's
 /// `holds` module).
 pub const HOLD_ENTRY: usize = 8;
+
+/// Bytes of one `RwLock` reader indicator: an owner word and a read-count word, padded to a
+/// cache-line pair of its own (see the protocol crate's `rwlock` module).
+pub const READER_ENTRY: usize = PAD;
+
+/// The reader indicators of an `RwLock` in a region of `procs` process slots: one per process
+/// that may use it, at most 32 (the width of the `claimed` word); processes beyond that read
+/// through the lock's anonymous count.
+pub fn readers_for(procs: usize) -> usize {
+    procs.clamp(1, 32)
+}
 
 /// A [`Lock`](crate::Lock)'s word.
 pub mod lock {
@@ -243,7 +259,11 @@ pub mod rwlock {
     pub const STATE: usize = 0;
     /// Poison and breakage.
     pub const FLAGS: usize = 4;
-    /// Bytes of words (two unused; the value starts here, rounded up to its alignment).
+    /// Bit `i`: reader indicator `i` belongs to a process.
+    pub const CLAIMED: usize = 8;
+    /// Read locks of readers without an indicator.
+    pub const ANONYMOUS: usize = 12;
+    /// Bytes of words (the value starts here, rounded up to its alignment).
     pub const WORDS: usize = 16;
 }
 
