@@ -102,67 +102,53 @@ impl Indicators for Table<'_> {
 /// In a guard or [`LocalHolds::indicator`]: the read lock is counted in the anonymous word.
 const ANONYMOUS_READER: u32 = u32::MAX;
 
-/// What this process holds of one object through guards, kept in process memory: the
-/// in-process check that a reader-writer lock never hands this process a write guard while it
-/// holds a read guard (or the reverse), whatever the shared words say. Another process, or a
-/// damaged file, can make the shared words lie (a hold table that gives back more read locks
-/// than its process held, a state word overwritten); without this check such a lie would let
-/// safe code in this process hold `&T` and `&mut T` to the same value at once.
+/// What this process knows of one lock in its own memory.
 ///
-/// The word is `fork generation << 32 | WRITER | readers`: a forked child, whose copies of the
-/// parent's guards are not its own, starts from nothing.
+/// `0`: whether this process holds the write guard, as `fork generation << 32 | 1` (a forked
+/// child, whose copy of the parent's guard is not its own, starts from nothing). A reader
+/// checks it after the shared words let it in, so that words another process overwrote (the
+/// writer word cleared under this process's writer) can never hand this process a read guard
+/// beside its own write guard: safe code never holds `&T` and `&mut T` of one value at once.
+/// The reverse (a writer let in beside this process's readers) needs this process's own
+/// indicator count lowered, which no death and no damage present when the lock was opened can
+/// do: only a process that keeps writing into the region can (see the README). The reader's
+/// check is a plain load, the writer's update two plain stores: no read-modify-write on the
+/// fast paths.
 ///
-/// `indicator` caches this process's reader indicator: `token << 32 | index` (0: not looked up
-/// yet; index [`ANONYMOUS_READER`]: none could be claimed, read through the anonymous count).
+/// `1` caches this process's reader indicator: `token << 32 | index` (0: not looked up yet;
+/// index [`ANONYMOUS_READER`]: none could be claimed, read through the anonymous count).
 #[derive(Debug, Default)]
 pub(crate) struct LocalHolds(AtomicU64, AtomicU64);
 
-/// In [`LocalHolds`]: this process holds the write guard.
-const LOCAL_WRITER: u32 = 1 << 31;
-
 impl LocalHolds {
-    /// Applies `f` to this fork generation's count; returns the count before, or `None` (and
-    /// changes nothing) if `f` refuses.
-    fn update(&self, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
-        let generation = u64::from(sys::fork_generation());
-        let mut old = self.0.load(Relaxed);
-        loop {
-            let count = if old >> 32 == generation {
-                old as u32
-            } else {
-                0
-            };
-            let new = (generation << 32) | u64::from(f(count)?);
-            match self.0.compare_exchange_weak(old, new, Relaxed, Relaxed) {
-                Ok(_) => return Some(count),
-                Err(v) => old = v,
-            }
-        }
-    }
-
-    /// Records a read guard; `false` (nothing recorded) if this process holds the write guard.
+    /// This fork generation's "writer held" value.
     #[inline]
-    pub(crate) fn add_reader(&self) -> bool {
-        self.update(|c| (c & LOCAL_WRITER == 0).then(|| c + 1))
-            .is_some()
+    fn held() -> u64 {
+        (u64::from(sys::fork_generation()) << 32) | 1
     }
 
-    /// Forgets a read guard.
+    /// Whether this process holds the write guard.
     #[inline]
-    pub(crate) fn remove_reader(&self) {
-        self.update(|c| Some((c & LOCAL_WRITER) | (c & !LOCAL_WRITER).saturating_sub(1)));
+    pub(crate) fn writer_held(&self) -> bool {
+        self.0.load(Relaxed) == Self::held()
     }
 
-    /// Records the write guard; `false` (nothing recorded) if this process holds any guard.
+    /// Records the write guard; `false` (nothing recorded) if this process holds it already.
+    /// Only the thread that holds the writer word calls it, so a plain store will do.
     #[inline]
     pub(crate) fn set_writer(&self) -> bool {
-        self.update(|c| (c == 0).then_some(LOCAL_WRITER)).is_some()
+        if self.writer_held() {
+            return false;
+        }
+        self.0.store(Self::held(), Relaxed);
+        true
     }
 
-    /// Forgets the write guard.
+    /// Forgets the write guard (before the writer word is released, whose Release store
+    /// publishes this one to the next reader of this process).
     #[inline]
     pub(crate) fn clear_writer(&self) {
-        self.update(|c| Some(c & !LOCAL_WRITER));
+        self.0.store(0, Relaxed);
     }
 
     /// The cached indicator of the process with `token`, if looked up.
@@ -230,7 +216,7 @@ impl<T: Pod> RwLock<T> {
         let hold = region.hold();
         let reader = self.reader_of(hold);
         let outcome = match self.proto().read(self.count(reader), block, region) {
-            Outcome::Acquired | Outcome::Poisoned if !self.local.add_reader() => {
+            Outcome::Acquired | Outcome::Poisoned if self.local.writer_held() => {
                 // This process holds the write guard, yet the shared words let a reader in:
                 // they lie (a damaged file, or another process). Refuse rather than hand out
                 // `&T` beside our `&mut T`.
@@ -259,8 +245,10 @@ impl<T: Pod> RwLock<T> {
         let table = Table(&self.object);
         let outcome = match self.proto().write(hold.token, &table, block, region) {
             Outcome::Acquired | Outcome::Poisoned if !self.local.set_writer() => {
-                // This process holds guards on the lock already, yet the shared words let a
-                // writer in: they lie. Refuse (see `read_with`); the lock stays ours, broken.
+                // This process holds the write guard already, yet the shared words let a
+                // second writer in: they lie. Refuse (see `read_with`); the lock stays ours,
+                // broken.
+
                 self.proto().break_it();
                 Outcome::Broken
             }
@@ -459,7 +447,6 @@ impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
         if !self.hold.is_ours() {
             return; // a forked child's copy: the read lock is the parent's
         }
-        self.lock.local.remove_reader();
         self.lock.unlock_read(self.reader);
     }
 }
