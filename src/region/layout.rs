@@ -74,7 +74,7 @@
 //! | Value, Array | 0: lock word | 4 | the elements |
 //! | RawValue, RawArray | none | 0 | the elements |
 //! | Semaphore, BoundedSemaphore | 0: count, 4: sleepers, 8: bound, 12: unused | 16 | hold table |
-//! | Condition | 0..16: its RLock's words, 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
+//! | Condition | 0..16: its RLock's words (on a shared lock: 0 is 0 for an RLock, `ON_LOCK` for a Lock), 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
 //! | Event | 0: flag | 4 | — |
 //! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
 //! | RwLock | 0: state, 4: flags, 8: claimed indicators, 12: anonymous readers | 16 | the value, then the reader indicators (each 0: owner token, 4: read count, 8..128: unused) |
@@ -231,6 +231,11 @@ pub mod condition {
     /// Where a condition on a shared RLock keeps that lock's name (as many bytes as the
     /// directory entry's `len`).
     pub const LOCK_NAME: usize = WORDS;
+    /// In a condition on a shared lock, the first word (unused by the lock, which lives
+    /// elsewhere) says which kind of lock: 0 an RLock, [`ON_LOCK`] a Lock.
+    pub const SHARED_KIND: usize = 0;
+    /// [`SHARED_KIND`] of a condition on a `Lock` ("LOCK").
+    pub const ON_LOCK: u32 = 0x4c4f_434b;
 }
 
 /// An [`Event`](crate::Event)'s word.
