@@ -154,6 +154,15 @@ impl Shared {
         });
     }
 
+    /// The value, read by the holder of the write lock.
+    fn final_data_under_lock(&self) -> u32 {
+        self.data.with(|p| {
+            // SAFETY: the caller holds the write lock; anyone else inside is what loom
+            // reports as a causality violation instead.
+            unsafe { *p }
+        })
+    }
+
     /// After every thread was joined.
     fn final_data(&self) -> u32 {
         self.data.with(|p| {
@@ -783,8 +792,9 @@ fn mortal_reader(s: &Shared, at: u32) -> u32 {
 }
 
 /// A reader process dies at any step of claiming an indicator, taking, dropping and taking a
-/// read lock (every word operation: one loom model per death point, and one where it dies
-/// after its last step, holding a read lock), while a writer (token 3) and another reader
+/// read lock (every word operation: one loom model per death point, up to twice the steps of
+/// an uncontended life plus 8, so that deaths while backing out or sleeping are injected too;
+/// past its last step it dies holding a read lock), while a writer (token 3) and another reader
 /// (indicator 0) take the lock with `Block::Forever`. Nothing is left that cannot be
 /// attributed: the writer gets the lock unpoisoned and unbroken (clearing the dead reader's
 /// indicator if it counted anything), the other reader gets in and out, and at the end no read
@@ -803,7 +813,10 @@ fn reader_dies_anywhere(faults: &Faults) {
         steps.load(Relaxed) as u32
     };
     let mut executions = 0;
-    for at in 0..=steps {
+    // Contended executions take more steps (backing out, draining, sleeping, waking) than the
+    // uncontended life measured above: the death points run well past it.
+    let last = 2 * steps + 8;
+    for at in 0..=last {
         let faults = faults.clone();
         executions += harness::check(DEATH_PREEMPTIONS, move || {
             let s = Shared::with_free(&faults, 0, 1);
@@ -847,11 +860,11 @@ fn reader_dies_anywhere(faults: &Faults) {
             );
         });
     }
-    println!("death points: {}, executions: {executions}", steps + 1);
+    println!("death points: {}, executions: {executions}", last + 1);
 }
 
 /// Preemptions per execution of the death models (one model per death point).
-const DEATH_PREEMPTIONS: usize = 3;
+const DEATH_PREEMPTIONS: usize = 2;
 
 #[test]
 fn reader_dies_anywhere_3_threads() {
@@ -925,5 +938,193 @@ fn caught_drop_ors_by_reader_dies_anywhere() {
             "no indicator counts it",
             "still counted",
         ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A writer dies at any step
+
+/// The dying writer's token.
+const MORTAL_WRITER: u32 = 7;
+
+/// How far the dying writer got.
+#[derive(Clone, Copy, Debug, Default)]
+struct WriterLife {
+    /// `write` returned: it may have touched the value.
+    entered: bool,
+    /// Word operations made.
+    steps: u32,
+}
+
+/// The life of the dying writer (process [`MORTAL_WRITER`], the main thread): takes the write
+/// lock (draining the reader, if it is inside), half-writes, writes, releases. Dies just
+/// before its word operation number `at`.
+fn mortal_writer(s: &Shared, at: u32) -> WriterLife {
+    let fuse = Fuse {
+        at,
+        done: Cell::new(0),
+    };
+    let m = |word| Mortal { word, fuse: &fuse };
+    let lock = RwLock {
+        state: &m(&s.state),
+        flags: &m(&s.flags),
+        claimed: &m(&s.claimed),
+        anonymous: &m(&s.anonymous),
+    };
+    let table = MortalTable(
+        s.indicators
+            .iter()
+            .map(|w| (m(&w.owner), m(&w.count)))
+            .collect(),
+    );
+    let life = Cell::new(WriterLife::default());
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let got = lock.write(MORTAL_WRITER, &table, Block::Forever, &s.owners);
+        assert_eq!(got, Outcome::Acquired, "the mortal writer got {got:?}");
+        life.set(WriterLife {
+            entered: true,
+            ..life.get()
+        });
+        s.write_data(MORTAL_WRITER, 1);
+        s.write_data(MORTAL_WRITER, 2);
+        assert_eq!(lock.write_unlock(MORTAL_WRITER), Ok(()));
+    }));
+    if let Err(payload) = run
+        && !payload.is::<Died>()
+    {
+        std::panic::resume_unwind(payload);
+    }
+    WriterLife {
+        steps: fuse.done.get(),
+        ..life.get()
+    }
+}
+
+/// A writer process dies at any step of taking the write lock (draining a reader), writing and
+/// releasing it (one loom model per death point), while a reader (indicator 0) and another
+/// writer (token 3) use `Block::Forever`. The lock is freed or taken over whatever the step:
+/// everyone gets in; someone is told `Poisoned` if the dead writer may have touched the value
+/// (it died after `write` returned and before its unlock), and nobody if it died before its
+/// compare-exchange on the writer word. Then the next process's single try takes the lock
+/// (over) at once. The lock ends free, unpoisoned after the repairs, no read lock counted.
+fn writer_dies_anywhere(faults: &Faults) {
+    quiet_deaths();
+    let steps = {
+        let faults = faults.clone();
+        let steps = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = steps.clone();
+        loom::model::Builder::new().check(move || {
+            let s = Shared::new(&faults, 0);
+            seen.fetch_max(mortal_writer(&s, u32::MAX).steps as usize, Relaxed);
+        });
+        steps.load(Relaxed) as u32
+    };
+    let mut executions = 0;
+    // Contended executions take more steps (backing out, draining, sleeping, waking) than the
+    // uncontended life measured above: the death points run well past it.
+    let last = 2 * steps + 8;
+    for at in 0..=last {
+        let faults = faults.clone();
+        executions += harness::check(DEATH_PREEMPTIONS, move || {
+            let s = Shared::new(&faults, 0);
+            let r = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.read(0, Block::Forever);
+                    assert!(
+                        matches!(got, Outcome::Acquired | Outcome::Poisoned),
+                        "the reader got {got:?}"
+                    );
+                    let seen = s.read_data();
+                    assert!(
+                        got == Outcome::Poisoned || seen != 1,
+                        "the reader saw a half-write unwarned"
+                    );
+                    assert_eq!(s.read_unlock(0), Ok(()), "the reader's unlock failed");
+                })
+            };
+            let w = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.write(3, Block::Forever);
+                    let seen = s.final_data_under_lock();
+                    assert!(
+                        got == Outcome::Poisoned || seen != 1,
+                        "the writer found a half-write unwarned ({got:?})"
+                    );
+                    s.write_data(3, 3);
+                    if got == Outcome::Poisoned {
+                        assert!(s.lock().mark_consistent());
+                    } else {
+                        assert_eq!(got, Outcome::Acquired, "the writer got {got:?}");
+                    }
+                    assert_eq!(s.lock().write_unlock(3), Ok(()));
+                    got
+                })
+            };
+            let life = mortal_writer(&s, at);
+            // Whether it died holding the lock after `write` returned (a death inside its
+            // unlock, after the word was freed, leaves a complete value).
+            let holding = life.entered && rwlock::writer(s.state.get()) == MORTAL_WRITER;
+            s.owners.die(MORTAL_WRITER);
+            s.state.tick(2);
+            r.join().unwrap();
+            let got = w.join().unwrap();
+            // The next process's single try: frees (takes over) what the dead writer may
+            // still hold, if the others came and went before it died.
+            let next = s.write(5, Block::Try);
+            assert!(
+                matches!(next, Outcome::Acquired | Outcome::Poisoned),
+                "the next writer's try got {next:?}"
+            );
+            let seen = s.final_data_under_lock();
+            assert!(
+                next == Outcome::Poisoned || seen != 1,
+                "the next writer found a half-write unwarned"
+            );
+            if next == Outcome::Poisoned {
+                assert!(s.lock().mark_consistent());
+            }
+            assert_eq!(s.lock().write_unlock(5), Ok(()));
+            let warned = got == Outcome::Poisoned || next == Outcome::Poisoned;
+            if holding {
+                // It may have touched the value: whoever came next was warned.
+                assert!(warned, "a dead holder's lock unpoisoned");
+            }
+            if at <= 1 {
+                assert!(!warned, "poisoned by a writer that never got in");
+            }
+            assert_eq!(s.state.get(), 0, "the lock does not end free");
+            assert_eq!(
+                s.flags.get() & !(rwlock::REPAIR * 3),
+                0,
+                "the lock ends poisoned, broken or draining"
+            );
+            assert_eq!(s.lock().readers(&s.table()), 0, "read locks still counted");
+        });
+    }
+    println!("death points: {}, executions: {executions}", last + 1);
+}
+
+#[test]
+fn writer_dies_anywhere_3_threads() {
+    writer_dies_anywhere(&Faults::none());
+}
+
+#[test]
+fn child_writer_dies_anywhere_3_threads() {
+    if let Some(f) = Faults::from_env() {
+        writer_dies_anywhere(&f);
+    }
+}
+
+/// A recoverer that ignores the draining mark poisons nothing... here: the poison is never
+/// set (`flags=drop-ors`), so a dead holder's half-write goes unwarned.
+#[test]
+fn caught_drop_ors_by_writer_dies_anywhere() {
+    expect_caught(
+        "child_writer_dies_anywhere_3_threads",
+        "flags=drop-ors",
+        &["unwarned", "unpoisoned", "draining"],
     );
 }
