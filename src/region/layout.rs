@@ -258,7 +258,7 @@ pub mod barrier {
     pub const WORDS: usize = 12;
 }
 
-/// An [`RwLock`](crate::RwLock)'s words, before the value and the hold table.
+/// An [`RwLock`](crate::RwLock)'s words, before the value and the reader indicators.
 pub mod rwlock {
     /// Readers or the writer's token, and the waiting bits.
     pub const STATE: usize = 0;
