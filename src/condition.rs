@@ -1,12 +1,15 @@
 //! [`Condition`]: Python's `multiprocessing.Condition`, with its own re-entrant lock.
 
 use crate::error::{Error, Got, LockError, Result, TryLockError, not_owner};
-use crate::protocol::condvar::Condvar;
-use crate::region::layout::condition::{LOCK_NAME, RLOCK, SEQ, SLEEPERS};
+use crate::lock::{Lock, LockGuard};
+use crate::protocol::Word;
+use crate::protocol::condvar::{Condvar, PlainLock};
+use crate::region::layout::condition::{LOCK_NAME, ON_LOCK, RLOCK, SEQ, SHARED_KIND, SLEEPERS};
 use crate::region::{Kind, Object, Region, Spec};
 use crate::rlock::{Owner, RLock, RLockGuard};
 use crate::sys::{self, FutexWord};
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// A condition variable shared between processes, with its own [`RLock`] (Python's default
@@ -300,11 +303,14 @@ impl Region {
         let object = Object::open(self, name, &spec, |fresh| {
             fresh.write_bytes(LOCK_NAME, lock.as_bytes());
         })?;
-        // The entry records the name's length (the directory compared it); compare the name.
-        if object.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes() {
+        // The entry records the name's length (the directory compared it); compare the name
+        // and the kind of lock.
+        if object.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes()
+            || object.word(SHARED_KIND).load(Relaxed) != 0
+        {
             return Err(Error::Mismatch {
                 name: name.to_string(),
-                existing: "Condition on another RLock".to_string(),
+                existing: "Condition on another lock".to_string(),
                 requested: format!("Condition on RLock {lock:?}"),
             });
         }
@@ -312,6 +318,228 @@ impl Region {
             lock: rlock,
             object,
         })
+    }
+
+    /// Finds or creates the [`LockCondition`] called `name` that uses the plain [`Lock`] called
+    /// `lock` (found or created too): Python's `Condition(Lock())`. Several conditions can
+    /// share the lock, which is also an ordinary [`Lock`] that [`Region::lock`] opens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let region = shmsync::Region::anonymous(1 << 16)?;
+    /// let ready = region.condition_on_lock("ready", "state")?;
+    /// let _g = ready.lock()?; // the Lock called "state"
+    /// assert!(!ready.wait(Some(std::time::Duration::from_millis(1)))?); // nobody notifies
+    /// ready.notify_all()?;
+    /// # Ok::<(), shmsync::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if `name` exists as another kind of object, or as a condition on
+    /// another lock (or on an [`RLock`], or its own); [`Error::Mismatch`] too if `lock` exists
+    /// and is not a [`Lock`]; otherwise as [`Region::lock`].
+    pub fn condition_on_lock(&self, name: &str, lock: &str) -> Result<LockCondition> {
+        let plain = self.lock(lock)?;
+        let spec = Spec::plain(Kind::Condition)
+            .with_len(lock.len())
+            .with_tail(lock.len());
+        let object = Object::open(self, name, &spec, |fresh| {
+            fresh.word(SHARED_KIND).store(ON_LOCK, Relaxed);
+            fresh.write_bytes(LOCK_NAME, lock.as_bytes());
+        })?;
+        if object.read_bytes(LOCK_NAME, lock.len()) != lock.as_bytes()
+            || object.word(SHARED_KIND).load(Relaxed) != ON_LOCK
+        {
+            return Err(Error::Mismatch {
+                name: name.to_string(),
+                existing: "Condition on another lock".to_string(),
+                requested: format!("Condition on Lock {lock:?}"),
+            });
+        }
+        Ok(LockCondition {
+            lock: plain,
+            object,
+        })
+    }
+}
+
+/// A condition variable shared between processes over a plain [`Lock`]: Python's
+/// `multiprocessing.Condition(Lock())`, from [`Region::condition_on_lock`].
+///
+/// As [`Condition`], except that the lock is not re-entrant and belongs to a process rather
+/// than a thread: any thread of the process that holds the lock may [`wait`](LockCondition::wait)
+/// or [`notify`](LockCondition::notify) (Python only asks that the lock be held). `wait`
+/// releases the lock and takes it back before it returns. A notifier never blocks on a
+/// sleeper; always wait in a loop on the predicate, or use
+/// [`wait_for`](LockCondition::wait_for).
+///
+/// # Examples
+///
+/// ```
+/// let region = shmsync::Region::anonymous(1 << 16)?;
+/// let ready = region.condition_on_lock("ready", "jobs-lock")?;
+/// let jobs = region.raw_value::<u32>("jobs", 0)?;
+/// {
+///     let _g = ready.lock()?; // producer
+///     jobs.store(1);
+///     ready.notify(1)?;
+/// }
+/// let _g = ready.lock()?; // consumer
+/// assert!(ready.wait_for(|| jobs.load() > 0, None)?);
+/// # Ok::<(), shmsync::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LockCondition {
+    lock: Lock,
+    object: Object,
+}
+
+impl LockCondition {
+    fn condvar(&self) -> Condvar<'_, FutexWord, PlainLock<'_, FutexWord>> {
+        Condvar {
+            lock: PlainLock(self.lock.raw().word()),
+            seq: self.object.word(SEQ),
+            sleepers: self.object.word(SLEEPERS),
+        }
+    }
+
+    /// The lock this condition uses.
+    pub fn as_lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// Takes the lock (as [`Lock::lock`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Lock::lock`].
+    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+        self.lock.lock()
+    }
+
+    /// Takes the lock, Python style (as [`Lock::acquire`]).
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
+        self.lock.acquire(block, timeout)
+    }
+
+    /// Releases the lock (as [`Lock::release`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Lock::release`].
+    pub fn release(&self) -> Result<()> {
+        self.lock.release()
+    }
+
+    /// Releases the lock, waits until notified or until `timeout` has passed (`None`: no
+    /// limit), and takes the lock back. Returns `false` if the timeout passed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] if this process does not hold the lock
+    /// (Python raises `RuntimeError`). [`Error::OwnerDied`] if, while we waited, a holder of the
+    /// lock died and we took it over: the lock is held and poisoned (call
+    /// [`Lock::mark_consistent`] after repairing the state); [`Error::NotRecoverable`] if the
+    /// lock became unusable meanwhile (it is not held then).
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.wait_until(deadline)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        let region = self.object.region();
+        let (_, tid) = sys::ids();
+        let waited = self
+            .condvar()
+            .wait(tid, region.token(), deadline, region)
+            .map_err(not_owner)?;
+        match Got::from(waited.relock) {
+            Got::WouldBlock => Err(Error::NotRecoverable),
+            got => got.into_result().map(|()| waited.notified),
+        }
+    }
+
+    /// Waits until `predicate` returns `true`, or until `timeout` has passed (`None`: no
+    /// limit); returns the predicate's last value. The predicate is called with the lock held,
+    /// first before any wait.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](LockCondition::wait).
+    pub fn wait_for(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let region = self.object.region();
+        let (_, tid) = sys::ids();
+        use crate::protocol::condvar::CondLock;
+        self.condvar()
+            .lock
+            .check_owner(tid, region.token())
+            .map_err(not_owner)?;
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            self.wait_until(deadline)?;
+        }
+    }
+
+    /// Wakes up to `n` waiters. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLocked`] / [`Error::NotOwner`] if this process does not hold the lock.
+    pub fn notify(&self, n: u32) -> Result<()> {
+        let (_, tid) = sys::ids();
+        let token = self.object.region().token();
+        self.condvar().notify(tid, token, n).map_err(not_owner)
+    }
+
+    /// Wakes one waiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](LockCondition::notify).
+    pub fn notify_one(&self) -> Result<()> {
+        self.notify(1)
+    }
+
+    /// Wakes every waiter, in every process.
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](LockCondition::notify).
+    pub fn notify_all(&self) -> Result<()> {
+        self.notify(u32::MAX)
+    }
+}
+
+impl fmt::Debug for LockCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockCondition")
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+/// A `LockCondition` travels to a spawned child by region and name, with its lock's name.
+impl crate::Transfer for LockCondition {
+    fn encode(&self, out: &mut crate::Encoder) -> Result<()> {
+        out.object(&self.object)?;
+        crate::Transfer::encode(&self.lock.raw().object().name().to_string(), out)
+    }
+    fn decode(input: &mut crate::Decoder) -> Result<Self> {
+        let (region, name) = input.object()?;
+        let lock = <String as crate::Transfer>::decode(input)?;
+        region.condition_on_lock(&name, &lock)
     }
 }
 

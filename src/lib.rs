@@ -26,7 +26,7 @@ mod value;
 
 pub use barrier::{Barrier, BrokenBarrier};
 pub use bytemuck::{Pod, Zeroable};
-pub use condition::Condition;
+pub use condition::{Condition, LockCondition};
 pub use error::{Error, LockError, OwnerDied, Result, TryLockError};
 pub use event::Event;
 pub use int::AtomicInt;

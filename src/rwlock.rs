@@ -1,10 +1,10 @@
 //! [`RwLock`]: a reader-writer lock over a `Pod` value in a region.
 
 use crate::error::{Got, LockError, Result, TryLockError};
-use crate::protocol::holds::{EntryError, Holder, Unattributed};
-use crate::protocol::rwlock::{self as proto, BROKEN, Outcome, POISONED};
+use crate::protocol::rwlock::{self as proto, BROKEN, Indicator, Indicators, Outcome, POISONED};
 use crate::protocol::{Block, Word};
-use crate::region::layout::rwlock::{FLAGS, STATE};
+use crate::region::layout::readers_for;
+use crate::region::layout::rwlock::{ANONYMOUS, CLAIMED, FLAGS, STATE};
 use crate::region::{Hold, Kind, Object, Region, Spec};
 use crate::sys::{self, FutexWord};
 use bytemuck::Pod;
@@ -29,19 +29,23 @@ use std::time::Duration;
 ///   [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL) and frees the lock, which becomes
 ///   *poisoned*: every acquire then returns [`LockError::OwnerDied`] with the guard inside,
 ///   until a writer repairs the value and calls [`RwLockWriteGuard::mark_consistent`].
-/// - A reader that dies holding a read lock: its read locks are recorded in the lock's hold
-///   table (one entry per process slot), and a waiter gives them back.
+/// - A reader that dies holding a read lock, or anywhere in taking or dropping one: each
+///   process that reads the lock counts its read locks in a *reader indicator* of its own (up
+///   to 32 per lock, claimed on first use), and that count is the only record, so it is always
+///   exact; a writer that waits on a dead process's indicator clears it (within
+///   [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL)), and so does a process that finds
+///   every indicator taken. A process that has no indicator (it could not register in the
+///   region, or 32 other live processes hold them all) reads through a shared count nobody can
+///   attribute: its read locks are lost if it dies (a writer then waits until
+///   [`repair`](RwLock::repair)).
 /// - Shared words that lie (a damaged file, a misbehaving process) can never make this
 ///   process hold a write guard and a read guard of the lock at once: each process also
 ///   counts its own guards in private memory, and refuses (marking the lock broken) when the
 ///   shared words would let a writer in beside its readers or a reader beside its writer.
-/// - A reader that dies in the middle of taking or dropping a read lock (between the count
-///   change and its record; how often a random kill lands there is measured in the README's
-///   death table): nobody
-///   can tell whether it held one, so the lock is marked broken and every acquire fails with
-///   [`LockError::NotRecoverable`] / [`TryLockError::NotRecoverable`]
-///   ([`is_broken`](RwLock::is_broken) says so). There is no repair yet: recreate the object
-///   (a new name, or a new region).
+/// - Words found in a state the protocol never writes (another process scribbled on them):
+///   the lock is marked broken and every acquire fails with [`LockError::NotRecoverable`] /
+///   [`TryLockError::NotRecoverable`] ([`is_broken`](RwLock::is_broken) says so) until
+///   [`repair`](RwLock::repair). A death alone never breaks it.
 ///
 /// # Examples
 ///
@@ -76,79 +80,88 @@ impl<T> Clone for RwLock<T> {
     }
 }
 
-/// The lock's words, as the hold table sees them.
-struct Readers<'a>(proto::RwLock<'a, FutexWord>);
+/// The lock's reader indicators, in the object's table.
+struct Table<'a>(&'a Object);
 
-impl Holder for Readers<'_> {
-    fn give_back(&self, n: u32) {
-        if self.0.read_unlock(n).is_err() {
-            // Fewer readers than the dead process's record: the books are wrong.
-            self.0.break_it();
-        }
+impl Indicators for Table<'_> {
+    type Word = FutexWord;
+    #[inline]
+    fn len(&self) -> u32 {
+        self.0.entries() as u32
     }
-    fn break_object(&self) {
-        self.0.break_it();
+    #[inline]
+    fn get(&self, i: u32) -> Indicator<'_, FutexWord> {
+        let entry = self.0.entry(i as usize);
+        Indicator {
+            owner: entry.owner,
+            count: entry.counts,
+        }
     }
 }
 
-/// What this process holds of one object through guards, kept in process memory: the
-/// in-process check that a reader-writer lock never hands this process a write guard while it
-/// holds a read guard (or the reverse), whatever the shared words say. Another process, or a
-/// damaged file, can make the shared words lie (a hold table that gives back more read locks
-/// than its process held, a state word overwritten); without this check such a lie would let
-/// safe code in this process hold `&T` and `&mut T` to the same value at once.
-///
-/// The word is `fork generation << 32 | WRITER | readers`: a forked child, whose copies of the
-/// parent's guards are not its own, starts from nothing.
-#[derive(Debug, Default)]
-pub(crate) struct LocalHolds(AtomicU64);
+/// In a guard or [`LocalHolds::indicator`]: the read lock is counted in the anonymous word.
+const ANONYMOUS_READER: u32 = u32::MAX;
 
-/// In [`LocalHolds`]: this process holds the write guard.
-const LOCAL_WRITER: u32 = 1 << 31;
+/// What this process knows of one lock in its own memory.
+///
+/// `0`: whether this process holds the write guard, as `fork generation << 32 | 1` (a forked
+/// child, whose copy of the parent's guard is not its own, starts from nothing). A reader
+/// checks it after the shared words let it in, so that words another process overwrote (the
+/// writer word cleared under this process's writer) can never hand this process a read guard
+/// beside its own write guard: safe code never holds `&T` and `&mut T` of one value at once.
+/// The reverse (a writer let in beside this process's readers) needs this process's own
+/// indicator count lowered, which no death and no damage present when the lock was opened can
+/// do: only a process that keeps writing into the region can (see the README). The reader's
+/// check is a plain load, the writer's update two plain stores: no read-modify-write on the
+/// fast paths.
+///
+/// `1` caches this process's reader indicator: `token << 32 | index` (0: not looked up yet;
+/// index [`ANONYMOUS_READER`]: none could be claimed, read through the anonymous count).
+#[derive(Debug, Default)]
+pub(crate) struct LocalHolds(AtomicU64, AtomicU64);
 
 impl LocalHolds {
-    /// Applies `f` to this fork generation's count; returns the count before, or `None` (and
-    /// changes nothing) if `f` refuses.
-    fn update(&self, f: impl Fn(u32) -> Option<u32>) -> Option<u32> {
-        let generation = u64::from(sys::fork_generation());
-        let mut old = self.0.load(Relaxed);
-        loop {
-            let count = if old >> 32 == generation {
-                old as u32
-            } else {
-                0
-            };
-            let new = (generation << 32) | u64::from(f(count)?);
-            match self.0.compare_exchange_weak(old, new, Relaxed, Relaxed) {
-                Ok(_) => return Some(count),
-                Err(v) => old = v,
-            }
-        }
-    }
-
-    /// Records a read guard; `false` (nothing recorded) if this process holds the write guard.
+    /// This fork generation's "writer held" value.
     #[inline]
-    pub(crate) fn add_reader(&self) -> bool {
-        self.update(|c| (c & LOCAL_WRITER == 0).then(|| c + 1))
-            .is_some()
+    fn held() -> u64 {
+        (u64::from(sys::fork_generation()) << 32) | 1
     }
 
-    /// Forgets a read guard.
+    /// Whether this process holds the write guard.
     #[inline]
-    pub(crate) fn remove_reader(&self) {
-        self.update(|c| Some((c & LOCAL_WRITER) | (c & !LOCAL_WRITER).saturating_sub(1)));
+    pub(crate) fn writer_held(&self) -> bool {
+        self.0.load(Relaxed) == Self::held()
     }
 
-    /// Records the write guard; `false` (nothing recorded) if this process holds any guard.
+    /// Records the write guard; `false` (nothing recorded) if this process holds it already.
+    /// Only the thread that holds the writer word calls it, so a plain store will do.
     #[inline]
     pub(crate) fn set_writer(&self) -> bool {
-        self.update(|c| (c == 0).then_some(LOCAL_WRITER)).is_some()
+        if self.writer_held() {
+            return false;
+        }
+        self.0.store(Self::held(), Relaxed);
+        true
     }
 
-    /// Forgets the write guard.
+    /// Forgets the write guard (before the writer word is released, whose Release store
+    /// publishes this one to the next reader of this process).
     #[inline]
     pub(crate) fn clear_writer(&self) {
-        self.update(|c| Some(c & !LOCAL_WRITER));
+        self.0.store(0, Relaxed);
+    }
+
+    /// The cached indicator of the process with `token`, if looked up.
+    #[inline]
+    fn indicator(&self, token: u32) -> Option<u32> {
+        let cached = self.1.load(Relaxed);
+        (cached >> 32 == u64::from(token)).then_some(cached as u32)
+    }
+
+    /// Caches the indicator of `token`.
+    fn set_indicator(&self, token: u32, index: u32) {
+        self.1
+            .store((u64::from(token) << 32) | u64::from(index), Relaxed);
     }
 }
 
@@ -158,61 +171,70 @@ impl<T: Pod> RwLock<T> {
         proto::RwLock {
             state: self.object.word(STATE),
             flags: self.object.word(FLAGS),
+            claimed: self.object.word(CLAIMED),
+            anonymous: self.object.word(ANONYMOUS),
         }
     }
 
-    fn reclaim(&self) {
-        let me = self.object.region().token();
-        let readers = Readers(self.proto());
-        // At most once per death-check interval: waiters look after every sleep (see
-        // `proto::RwLock::read`), and may be woken often.
-        self.object.reclaim_now_and_then(me, &readers);
+    /// This process's reader indicator (claimed on first use), or [`ANONYMOUS_READER`].
+    #[inline]
+    fn reader_of(&self, hold: Hold) -> u32 {
+        match self.local.indicator(hold.token) {
+            Some(index) => index,
+            None => self.claim(hold),
+        }
+    }
+
+    #[cold]
+    fn claim(&self, hold: Hold) -> u32 {
+        let region = self.object.region();
+        let index = match region.slot_of(hold.token) {
+            Some(_) => self
+                .proto()
+                .claim(&Table(&self.object), hold.token, region)
+                .unwrap_or(ANONYMOUS_READER),
+            // Unregistered: nobody could tell whether we live.
+            None => ANONYMOUS_READER,
+        };
+        self.local.set_indicator(hold.token, index);
+        index
+    }
+
+    /// The count word a read lock of `reader` is counted in.
+    #[inline]
+    fn count(&self, reader: u32) -> &FutexWord {
+        if reader == ANONYMOUS_READER {
+            self.object.word(ANONYMOUS)
+        } else {
+            self.object.entry(reader as usize).counts
+        }
     }
 
     #[inline]
-    fn read_with(&self, block: Block) -> (Outcome, Hold) {
+    fn read_with(&self, block: Block) -> (Outcome, Hold, u32) {
         let region = self.object.region();
         let hold = region.hold();
-        let lock = self.proto();
-        let outcome = match self.object.entry_of(hold) {
-            Some(entry) => {
-                match entry.own_within(hold.token, block, region, &Readers(self.proto())) {
-                    Ok(()) => lock.read(&entry, block, region, || self.reclaim()),
-                    Err(EntryError::Busy) => Outcome::Busy,
-                    Err(_) => Outcome::Broken,
-                }
-            }
-            // Unregistered: the read lock cannot be recorded (see `Permit`).
-            None => lock.read(&Unattributed, block, region, || self.reclaim()),
-        };
-        let outcome = match outcome {
-            Outcome::Acquired | Outcome::Poisoned if !self.local.add_reader() => {
+        let reader = self.reader_of(hold);
+        let outcome = match self.proto().read(self.count(reader), block, region) {
+            Outcome::Acquired | Outcome::Poisoned if self.local.writer_held() => {
                 // This process holds the write guard, yet the shared words let a reader in:
                 // they lie (a damaged file, or another process). Refuse rather than hand out
                 // `&T` beside our `&mut T`.
-                self.unlock_read(hold);
+                self.unlock_read(reader);
                 self.proto().break_it();
                 Outcome::Broken
             }
             other => other,
         };
-        (outcome, hold)
+        (outcome, hold, reader)
     }
 
-    /// Gives back a read lock taken with `hold` (shared word and hold table).
+    /// Gives back a read lock counted by `reader`.
     #[inline]
-    fn unlock_read(&self, hold: Hold) {
-        let entry = self.object.entry_of(hold);
-        if let Some(entry) = &entry {
-            entry.begin_give();
-        }
-        let wake = self.proto().read_unlock_unwoken(1);
-        if let Some(entry) = &entry {
-            entry.end_give();
-        }
-        // The wake call only with the record complete (see `Permit::drop`).
-        if wake == Ok(true) {
-            self.proto().wake_waiters();
+    fn unlock_read(&self, reader: u32) {
+        if self.proto().read_unlock(self.count(reader)).is_err() {
+            // Our count says we hold none: the words lie.
+            self.proto().break_it();
         }
     }
 
@@ -220,13 +242,13 @@ impl<T: Pod> RwLock<T> {
     fn write_with(&self, block: Block) -> (Outcome, Hold) {
         let region = self.object.region();
         let hold = region.hold();
-        let outcome = match self
-            .proto()
-            .write(hold.token, block, region, || self.reclaim())
-        {
+        let table = Table(&self.object);
+        let outcome = match self.proto().write(hold.token, &table, block, region) {
             Outcome::Acquired | Outcome::Poisoned if !self.local.set_writer() => {
-                // This process holds guards on the lock already, yet the shared words let a
-                // writer in: they lie. Refuse (see `read_with`); the lock stays ours, broken.
+                // This process holds the write guard already, yet the shared words let a
+                // second writer in: they lie. Refuse (see `read_with`); the lock stays ours,
+                // broken.
+
                 self.proto().break_it();
                 Outcome::Broken
             }
@@ -244,8 +266,12 @@ impl<T: Pod> RwLock<T> {
     /// million read locks of it).
     #[inline]
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>, LockError<RwLockReadGuard<'_, T>>> {
-        let (outcome, hold) = self.read_with(Block::Forever);
-        Got::from(outcome).blocking(|| RwLockReadGuard { lock: self, hold })
+        let (outcome, hold, reader) = self.read_with(Block::Forever);
+        Got::from(outcome).blocking(|| RwLockReadGuard {
+            lock: self,
+            hold,
+            reader,
+        })
     }
 
     /// Takes a read lock if no writer holds or waits for it now.
@@ -276,8 +302,12 @@ impl<T: Pod> RwLock<T> {
         &self,
         block: Block,
     ) -> Result<RwLockReadGuard<'_, T>, TryLockError<RwLockReadGuard<'_, T>>> {
-        let (outcome, hold) = self.read_with(block);
-        Got::from(outcome).trying(|| RwLockReadGuard { lock: self, hold })
+        let (outcome, hold, reader) = self.read_with(block);
+        Got::from(outcome).trying(|| RwLockReadGuard {
+            lock: self,
+            hold,
+            reader,
+        })
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -336,9 +366,32 @@ impl<T: Pod> RwLock<T> {
         self.object.word(FLAGS).load(Relaxed) & BROKEN != 0
     }
 
-    /// Readers holding the lock now (a snapshot).
+    /// Read locks held now (a snapshot: every process's indicator, and the anonymous count).
     pub fn readers(&self) -> u32 {
-        proto::readers(self.object.word(STATE).load(Relaxed))
+        self.proto().readers(&Table(&self.object))
+    }
+
+    /// Makes the lock usable again after damage, for a caller who knows that no process
+    /// without a reader indicator holds a read lock now: forgets the read locks counted
+    /// anonymously (those of a dead process that could not register, or found all 32
+    /// indicators taken), clears dead processes' indicators, and clears the broken mark.
+    /// Live processes' read locks stay counted, and a poison stays until a writer marks the
+    /// value consistent. Sleepers are woken to look again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let region = shmsync::Region::anonymous(1 << 16)?;
+    /// let config = region.rwlock::<u32>("config", 0)?;
+    /// config.repair();
+    /// assert!(!config.is_broken());
+    /// *config.write()? = 1;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn repair(&self) {
+        let region = self.object.region();
+        self.proto()
+            .repair(&Table(&self.object), region.token(), region);
     }
 
     /// Whether a writer holds the lock now (a snapshot).
@@ -374,6 +427,8 @@ unsafe impl<T: Pod + Send + Sync> Sync for RwLock<T> {}
 pub struct RwLockReadGuard<'a, T: Pod> {
     lock: &'a RwLock<T>,
     hold: Hold,
+    /// The indicator the read lock is counted in (or [`ANONYMOUS_READER`]).
+    reader: u32,
 }
 
 impl<T: Pod> Deref for RwLockReadGuard<'_, T> {
@@ -392,8 +447,7 @@ impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
         if !self.hold.is_ours() {
             return; // a forked child's copy: the read lock is the parent's
         }
-        self.lock.local.remove_reader();
-        self.lock.unlock_read(self.hold);
+        self.lock.unlock_read(self.reader);
     }
 }
 
@@ -455,15 +509,17 @@ impl Region {
     /// Finds or creates the [`RwLock`] called `name` over a `T`, created holding `init` (an
     /// existing one keeps its value).
     ///
-    /// The object takes 16 bytes, the value, and 8 bytes per process slot of the region (its
-    /// hold table; see [`RegionOptions::max_processes`](crate::RegionOptions::max_processes)).
+    /// The object takes 16 bytes, the value, and 128 bytes per reader indicator: one per
+    /// process slot of the region, at most 32 (4 KiB; see
+    /// [`RegionOptions::max_processes`](crate::RegionOptions::max_processes)).
     ///
     /// # Errors
     ///
     /// [`Error::Mismatch`](crate::Error::Mismatch) if `name` holds another kind of object or
     /// another type; otherwise as [`Region::lock`].
     pub fn rwlock<T: Pod>(&self, name: &str, init: T) -> Result<RwLock<T>> {
-        let spec = Spec::of::<T>(Kind::RwLock, 1).with_holds(self.inner.process_slots());
+        let spec =
+            Spec::of::<T>(Kind::RwLock, 1).with_readers(readers_for(self.inner.process_slots()));
         let data = spec.data_offset();
         let object = Object::open(self, name, &spec, |fresh| {
             fresh.write_bytes(data, bytemuck::bytes_of(&init));

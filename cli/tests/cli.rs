@@ -484,7 +484,7 @@ fn human_output_snapshot() {
     let slot = Snapshot::open(&path).unwrap().processes[0].slot;
     let pid_width = me.to_string().len().max(3);
     let expected = format!(
-        r#"region PATH: 65536 bytes, 13 of 16 objects, 55296 bytes free, owner uid {uid}
+        r#"region PATH: 65536 bytes, 13 of 16 objects, 54784 bytes free, owner uid {uid}
 
 NAME         KIND              TYPE  LEN  STATE
 array        Array             u8    3    free

@@ -17,8 +17,8 @@ use loom::sync::Arc;
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
 use shmsync_protocol::Block;
-use shmsync_protocol::condvar::Condvar;
-use shmsync_protocol::mutex::{Outcome, UNLOCKED};
+use shmsync_protocol::condvar::{Condvar, PlainLock};
+use shmsync_protocol::mutex::{self, Outcome, UNLOCKED};
 use shmsync_protocol::rmutex::{RError, RMutex};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
@@ -77,6 +77,15 @@ impl Shared {
     fn cv(&self) -> Condvar<'_, LoomWord> {
         Condvar {
             lock: self.rm(),
+            seq: &self.seq,
+            sleepers: &self.sleepers,
+        }
+    }
+
+    /// The condition over the lock word alone, as a plain `Lock`'s.
+    fn plain_cv(&self) -> Condvar<'_, LoomWord, PlainLock<'_, LoomWord>> {
+        Condvar {
+            lock: PlainLock(&self.lock),
             seq: &self.seq,
             sleepers: &self.sleepers,
         }
@@ -453,5 +462,87 @@ fn caught_skip_wake_by_notify_wakes_at_most_n() {
         "child_notify_wakes_at_most_n_3_threads",
         "seq=skip-wake",
         &["deadlock"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A condition over a plain Lock (`PlainLock`: the word names the process, not the thread)
+
+/// Process 1 takes the plain lock and waits until a ticket is there; process 2 takes the lock,
+/// gives a ticket and `notify(1)`, and lets go. One spurious wake-up on `seq` per execution,
+/// no slice end (one would stand in for a lost wake call). The waiter always consumes the ticket (a wait that returns was
+/// notified, and holds the lock again), and the lock ends free; waits and notifies without the
+/// lock are refused.
+fn plain_notify_not_lost(faults: &Faults) {
+    let faults = faults.clone();
+    harness::check(PREEMPTIONS, move || {
+        let s = Shared::new(&faults, 0, 1);
+        let w = {
+            let s = s.clone();
+            loom::thread::spawn(move || {
+                assert_eq!(
+                    mutex::lock(&s.lock, 1, Block::Forever, &s.owners),
+                    Outcome::Acquired
+                );
+                if s.tickets(|_| {}) == 0 {
+                    let waited = s
+                        .plain_cv()
+                        .wait(11, 1, None, &s.owners)
+                        .expect("wait refused to the holder");
+                    assert!(waited.notified, "an untimed wait timed out");
+                    assert_eq!(waited.relock, Outcome::Acquired);
+                    assert_eq!(
+                        mutex::holder(s.lock.get()),
+                        1,
+                        "after wait, the lock is not ours"
+                    );
+                }
+                assert_eq!(s.tickets(|t| *t -= 1), 0, "no ticket after the wait");
+                assert_eq!(mutex::unlock(&s.lock, 1), Ok(()));
+                assert_eq!(s.plain_cv().notify(11, 1, 1), Err(RError::NotLocked));
+            })
+        };
+        assert_eq!(
+            mutex::lock(&s.lock, 2, Block::Forever, &s.owners),
+            Outcome::Acquired
+        );
+        s.tickets(|t| *t += 1);
+        assert_eq!(s.plain_cv().notify(12, 2, 1), Ok(()));
+        assert_eq!(mutex::unlock(&s.lock, 2), Ok(()));
+        w.join().unwrap();
+        assert_eq!(mutex::holder(s.lock.get()), 0, "the lock does not end free");
+        assert_eq!(s.tickets(|_| {}), 0);
+    });
+}
+
+#[test]
+fn plain_notify_not_lost_2_threads() {
+    plain_notify_not_lost(&Faults::none());
+}
+
+#[test]
+fn child_plain_notify_not_lost_2_threads() {
+    if let Some(f) = Faults::from_env() {
+        plain_notify_not_lost(&f);
+    }
+}
+
+/// A notify that does not wake: the waiter sleeps for ever.
+#[test]
+fn caught_skip_wake_by_plain_notify_not_lost() {
+    expect_caught(
+        "child_plain_notify_not_lost_2_threads",
+        "seq=skip-wake",
+        &["deadlock"],
+    );
+}
+
+/// The lock word's Release/Acquire lost: the ticket is read unordered with its writer.
+#[test]
+fn caught_relaxed_ordering_by_plain_notify_not_lost() {
+    expect_caught(
+        "child_plain_notify_not_lost_2_threads",
+        "lock=relaxed-ordering",
+        &["Causality violation"],
     );
 }

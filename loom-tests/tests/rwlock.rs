@@ -19,32 +19,83 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
-use shmsync_protocol::Block;
-use shmsync_protocol::holds::{Attribution, Entry, Holder, Unattributed};
-use shmsync_protocol::rwlock::{self, Outcome, RwLock};
+use shmsync_protocol::rwlock::{self, Indicator, Indicators, Outcome, RwLock};
+use shmsync_protocol::{Block, WaitOutcome, Word};
+use std::cell::Cell;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{self, Relaxed};
+use std::time::Instant;
 
 /// Preemptions explored per execution.
 const PREEMPTIONS: usize = 3;
 
-/// The lock's words, the oracle and the data the lock protects.
+/// How many reader indicators the models give the lock.
+const INDICATORS: usize = 3;
+
+/// The token of the process that owns indicator 0 (indicator `i`: `READER_TOKEN + i`), apart
+/// from the writers' tokens.
+const READER_TOKEN: u32 = 4;
+
+/// One reader indicator's words.
+struct IndicatorWords {
+    owner: LoomWord,
+    count: LoomWord,
+}
+
+/// The lock's words, its reader indicators, the oracle and the data the lock protects.
 struct Shared {
     state: LoomWord,
     flags: LoomWord,
+    claimed: LoomWord,
+    anonymous: LoomWord,
+    indicators: [IndicatorWords; INDICATORS],
     owners: LoomOwners,
     data: UnsafeCell<u32>,
 }
 
+/// The indicators as the protocol sees them.
+struct Table<'a>(&'a [IndicatorWords; INDICATORS]);
+
+impl Indicators for Table<'_> {
+    type Word = LoomWord;
+    fn len(&self) -> u32 {
+        INDICATORS as u32
+    }
+    fn get(&self, i: u32) -> Indicator<'_, LoomWord> {
+        let w = &self.0[i as usize];
+        Indicator {
+            owner: &w.owner,
+            count: &w.count,
+        }
+    }
+}
+
 impl Shared {
     /// A free lock whose state word allows `slice_ends` timeouts (sleep slices that end while
-    /// the holder is alive) per execution.
+    /// the holder is alive) per execution. Reader `i` owns indicator `i`.
     fn new(faults: &Faults, slice_ends: u32) -> Arc<Shared> {
+        Self::with_free(faults, slice_ends, 0)
+    }
+
+    /// As [`Shared::new`], but the last `free` indicators belong to nobody yet.
+    fn with_free(faults: &Faults, slice_ends: u32, free: usize) -> Arc<Shared> {
+        let owned = INDICATORS - free;
         Arc::new(Shared {
             state: LoomWord::new(0)
                 .timeouts(slice_ends)
                 .mutation(faults.on("state")),
             flags: LoomWord::new(0).mutation(faults.on("flags")),
+            claimed: LoomWord::new((1 << owned) - 1).mutation(faults.on("claimed")),
+            anonymous: LoomWord::new(0).mutation(faults.on("anonymous")),
+            indicators: std::array::from_fn(|i| IndicatorWords {
+                owner: LoomWord::new(if i < owned {
+                    READER_TOKEN + i as u32
+                } else {
+                    0
+                })
+                .mutation(faults.on("owner")),
+                count: LoomWord::new(0).mutation(faults.on("count")),
+            }),
             owners: LoomOwners::new().mutation(faults.on("owners")),
             data: UnsafeCell::new(0),
         })
@@ -54,24 +105,33 @@ impl Shared {
         RwLock {
             state: &self.state,
             flags: &self.flags,
+            claimed: &self.claimed,
+            anonymous: &self.anonymous,
         }
     }
 
-    fn read(&self, attribution: &impl Attribution, block: Block, reclaim: impl FnMut()) -> Outcome {
-        self.lock().read(attribution, block, &self.owners, reclaim)
+    fn table(&self) -> Table<'_> {
+        Table(&self.indicators)
     }
 
-    fn write(&self, token: u32, block: Block, reclaim: impl FnMut()) -> Outcome {
-        self.lock().write(token, block, &self.owners, reclaim)
+    /// A read lock counted in indicator `reader`.
+    fn read(&self, reader: usize, block: Block) -> Outcome {
+        self.lock()
+            .read(&self.indicators[reader].count, block, &self.owners)
+    }
+
+    fn read_unlock(&self, reader: usize) -> Result<(), rwlock::NotLocked> {
+        self.lock().read_unlock(&self.indicators[reader].count)
+    }
+
+    fn write(&self, token: u32, block: Block) -> Outcome {
+        self.lock().write(token, &self.table(), block, &self.owners)
     }
 
     /// Under a read lock.
     fn read_data(&self) -> u32 {
-        let state = self.state.get();
-        assert!(
-            !rwlock::is_write_locked(state) && rwlock::readers(state) > 0,
-            "a reader inside, but the word {state:#x} has no readers"
-        );
+        let readers = self.lock().readers(&self.table());
+        assert!(readers > 0, "a reader inside, but no indicator counts it");
         self.data.with(|p| {
             // SAFETY: readers only read; a writer inside at the same time is exactly what loom
             // reports here as a causality violation instead.
@@ -94,32 +154,21 @@ impl Shared {
         });
     }
 
+    /// The value, read by the holder of the write lock.
+    fn final_data_under_lock(&self) -> u32 {
+        self.data.with(|p| {
+            // SAFETY: the caller holds the write lock; anyone else inside is what loom
+            // reports as a causality violation instead.
+            unsafe { *p }
+        })
+    }
+
     /// After every thread was joined.
     fn final_data(&self) -> u32 {
         self.data.with(|p| {
             // SAFETY: every thread that wrote it has been joined.
             unsafe { *p }
         })
-    }
-
-    /// The lock as a dead reader's hold table sees it (as `src/rwlock.rs` builds it: fewer
-    /// readers than the dead process's record mean the books are wrong, and break the lock).
-    fn readers(&self) -> Readers<'_> {
-        Readers(self)
-    }
-}
-
-/// [`Holder`] for the lock, as in `src/rwlock.rs`.
-struct Readers<'a>(&'a Shared);
-
-impl Holder for Readers<'_> {
-    fn give_back(&self, n: u32) {
-        if self.0.lock().read_unlock(n).is_err() {
-            self.0.lock().break_it();
-        }
-    }
-    fn break_object(&self) {
-        self.0.lock().break_it();
     }
 }
 
@@ -135,18 +184,18 @@ fn exclusion(faults: &Faults) {
     harness::check(PREEMPTIONS, move || {
         let s = Shared::new(&faults, 1);
         let readers: Vec<_> = (0..2)
-            .map(|_| {
+            .map(|i| {
                 let s = s.clone();
                 loom::thread::spawn(move || {
-                    let got = s.read(&Unattributed, Block::Forever, || {});
+                    let got = s.read(i, Block::Forever);
                     assert_eq!(got, Outcome::Acquired, "a reader did not get in");
                     let seen = s.read_data();
                     assert!(seen == 0 || seen == 7, "a reader saw {seen}");
-                    assert_eq!(s.lock().read_unlock(1), Ok(()));
+                    assert_eq!(s.read_unlock(i), Ok(()));
                 })
             })
             .collect();
-        assert_eq!(s.write(1, Block::Forever, || {}), Outcome::Acquired);
+        assert_eq!(s.write(1, Block::Forever), Outcome::Acquired);
         s.write_data(1, 7);
         assert_eq!(s.lock().write_unlock(1), Ok(()));
         for h in readers {
@@ -188,9 +237,10 @@ fn caught_cas_by_load_store_by_exclusion() {
         &[
             "Causality violation",
             "does not end free",
-            "has no readers",
+            "no indicator counts it",
             "does not name it",
             "left == right",
+            "deadlock",
         ],
     );
 }
@@ -214,23 +264,20 @@ fn no_lost_wakeup(faults: &Faults) {
     let faults = faults.clone();
     harness::check(PREEMPTIONS, move || {
         let s = Shared::new(&faults, 0);
-        assert_eq!(s.write(1, Block::Forever, || {}), Outcome::Acquired);
+        assert_eq!(s.write(1, Block::Forever), Outcome::Acquired);
         let reader = {
             let s = s.clone();
             loom::thread::spawn(move || {
-                assert_eq!(
-                    s.read(&Unattributed, Block::Forever, || {}),
-                    Outcome::Acquired
-                );
+                assert_eq!(s.read(0, Block::Forever), Outcome::Acquired);
                 let seen = s.read_data();
                 assert!(seen == 1 || seen == 2, "the reader saw {seen}");
-                assert_eq!(s.lock().read_unlock(1), Ok(()));
+                assert_eq!(s.read_unlock(0), Ok(()));
             })
         };
         let writer = {
             let s = s.clone();
             loom::thread::spawn(move || {
-                assert_eq!(s.write(2, Block::Forever, || {}), Outcome::Acquired);
+                assert_eq!(s.write(2, Block::Forever), Outcome::Acquired);
                 s.write_data(2, 2);
                 assert_eq!(s.lock().write_unlock(2), Ok(()));
             })
@@ -301,11 +348,11 @@ fn dead_writer(faults: &Faults) {
     let faults = faults.clone();
     harness::check(PREEMPTIONS, move || {
         let s = Shared::new(&faults, 0);
-        assert_eq!(s.write(DEAD, Block::Forever, || {}), Outcome::Acquired);
+        assert_eq!(s.write(DEAD, Block::Forever), Outcome::Acquired);
         let b = {
             let s = s.clone();
             loom::thread::spawn(move || {
-                let got = s.read(&Unattributed, Block::Forever, || {});
+                let got = s.read(0, Block::Forever);
                 let seen = s.read_data();
                 match got {
                     Outcome::Poisoned => assert_eq!(
@@ -318,14 +365,14 @@ fn dead_writer(faults: &Faults) {
                     ),
                     other => panic!("the reader got {other:?}"),
                 }
-                assert_eq!(s.lock().read_unlock(1), Ok(()));
+                assert_eq!(s.read_unlock(0), Ok(()));
                 got
             })
         };
         let c = {
             let s = s.clone();
             loom::thread::spawn(move || {
-                let got = s.write(3, Block::Forever, || {});
+                let got = s.write(3, Block::Forever);
                 assert_eq!(
                     got,
                     Outcome::Poisoned,
@@ -386,7 +433,7 @@ fn caught_says_dead_by_dead_writer() {
         &[
             "Causality violation",
             "does not name it",
-            "has no readers",
+            "no indicator counts it",
             "told Poisoned after the lock was repaired",
         ],
     );
@@ -462,15 +509,31 @@ fn try_on_dead_writer(kind: Try, faults: &Faults) {
     harness::check(PREEMPTIONS, move || {
         let s = Shared::new(&faults, 0);
         let died = Arc::new(Signal::new());
-        assert_eq!(s.write(DEAD, Block::Forever, || {}), Outcome::Acquired);
+        assert_eq!(s.write(DEAD, Block::Forever), Outcome::Acquired);
         let b = {
             let (s, died) = (s.clone(), died.clone());
             loom::thread::spawn(move || {
                 died.wait();
                 let got = match kind {
-                    Try::Read => s.read(&Unattributed, Block::Try, || {}),
-                    Try::Write => s.write(2, Block::Try, || {}),
+                    Try::Read => s.read(0, Block::Try),
+                    Try::Write => s.write(2, Block::Try),
                 };
+                if matches!(kind, Try::Write) && got == Outcome::Busy {
+                    // A writer's single try also fails while a reader is counted, and C may be
+                    // in the middle of backing out of its increment: but the try must have
+                    // freed the dead writer's word on the way, poisoned.
+                    let state = s.state.get();
+                    assert_ne!(
+                        rwlock::writer(state),
+                        DEAD,
+                        "a single try left the dead writer's lock in place"
+                    );
+                    assert!(
+                        s.flags.get() & rwlock::POISONED != 0,
+                        "a single try freed a dead writer's lock unpoisoned"
+                    );
+                    return;
+                }
                 assert_eq!(
                     got,
                     Outcome::Poisoned,
@@ -479,7 +542,7 @@ fn try_on_dead_writer(kind: Try, faults: &Faults) {
                 match kind {
                     Try::Read => {
                         s.read_data();
-                        assert_eq!(s.lock().read_unlock(1), Ok(()));
+                        assert_eq!(s.read_unlock(0), Ok(()));
                     }
                     Try::Write => {
                         s.write_data(2, 2);
@@ -492,13 +555,13 @@ fn try_on_dead_writer(kind: Try, faults: &Faults) {
         let c = {
             let s = s.clone();
             loom::thread::spawn(move || {
-                let got = s.read(&Unattributed, Block::Forever, || {});
+                let got = s.read(1, Block::Forever);
                 assert!(
                     matches!(got, Outcome::Poisoned | Outcome::Acquired),
                     "the reader got {got:?}"
                 );
                 s.read_data();
-                assert_eq!(s.lock().read_unlock(1), Ok(()));
+                assert_eq!(s.read_unlock(1), Ok(()));
             })
         };
         s.write_data(DEAD, 1);
@@ -555,153 +618,513 @@ fn caught_cas_by_load_store_by_try_write_on_dead_writer() {
             "Causality violation",
             "does not end free",
             "does not name it",
-            "has no readers",
+            "no indicator counts it",
             "left == right",
+            "deadlock",
         ],
     );
 }
 
 // ---------------------------------------------------------------------------------------------
-// A reader dies holding a read lock
+// A reader dies at any step
 
-/// A hold-table entry.
-struct EntryWords {
-    owner: LoomWord,
-    counts: LoomWord,
+/// The unwinding payload of a modelled death.
+struct Died;
+
+/// Counts the word operations of the dying process, and kills it (unwinds with [`Died`])
+/// just before the operation numbered `at` (from 0).
+struct Fuse {
+    at: u32,
+    done: Cell<u32>,
 }
 
-impl EntryWords {
-    fn new(faults: &Faults) -> Arc<EntryWords> {
-        Arc::new(EntryWords {
-            owner: LoomWord::new(0).mutation(faults.on("owner")),
-            counts: LoomWord::new(0).mutation(faults.on("counts")),
-        })
-    }
-
-    fn entry(&self) -> Entry<'_, LoomWord> {
-        Entry {
-            owner: &self.owner,
-            counts: &self.counts,
+impl Fuse {
+    fn step(&self) {
+        if self.done.get() == self.at {
+            std::panic::panic_any(Died);
         }
+        self.done.set(self.done.get() + 1);
     }
 }
 
-/// The main thread (process [`DEAD`], slot 1) makes slot 1's entry its own, takes a read lock
-/// through it (recorded), reads, and dies holding it. A writer C (token 3) and a reader B
-/// (process 2, slot 2's entry) use `Block::Forever` and scan slot 1's entry whenever a slice
-/// ends. The dead reader's hold is given back exactly once: C gets the write lock (not
-/// poisoned: a dead reader changed nothing), B gets a read lock and gives it back through its
-/// own entry; nobody hangs, the lock ends free and unbroken, slot 1's entry ends cleared and
-/// slot 2's owned by B with nothing held.
-fn dead_reader(faults: &Faults) {
-    let faults = faults.clone();
-    harness::check(PREEMPTIONS, move || {
-        let s = Shared::new(&faults, 0);
-        let (slot1, slot2) = (EntryWords::new(&faults), EntryWords::new(&faults));
-        let e = slot1.entry();
-        assert_eq!(e.own(DEAD, &s.owners, &s.readers()), Ok(()));
-        assert_eq!(s.read(&e, Block::Try, || {}), Outcome::Acquired);
+/// A word as the dying process uses it: every atomic operation, wait and wake is one step of
+/// its [`Fuse`], so a death can fall between any two of them.
+struct Mortal<'a> {
+    word: &'a LoomWord,
+    fuse: &'a Fuse,
+}
 
-        let c = {
-            let (s, slot1) = (s.clone(), slot1.clone());
-            loom::thread::spawn(move || {
-                let got = s.write(3, Block::Forever, || {
-                    slot1.entry().reclaim_if_dead(3, &s.owners, &s.readers());
-                });
-                assert_eq!(got, Outcome::Acquired, "the writer got {got:?}");
-                s.write_data(3, 3);
-                assert_eq!(s.lock().write_unlock(3), Ok(()));
-            })
-        };
-        let b = {
-            let (s, slot1, slot2) = (s.clone(), slot1.clone(), slot2.clone());
-            loom::thread::spawn(move || {
-                let e = slot2.entry();
-                assert_eq!(e.own(2, &s.owners, &s.readers()), Ok(()));
-                let got = s.read(&e, Block::Forever, || {
-                    slot1.entry().reclaim_if_dead(2, &s.owners, &s.readers());
-                });
-                assert_eq!(got, Outcome::Acquired, "the reader got {got:?}");
-                s.read_data();
-                e.begin_give();
-                assert_eq!(
-                    s.lock().read_unlock(1),
-                    Ok(()),
-                    "the reader's unlock failed"
-                );
-                e.end_give();
-            })
-        };
-        s.read_data();
-        s.owners.die(DEAD);
-        s.state.tick(2);
-        c.join().unwrap();
-        b.join().unwrap();
-        assert_eq!(s.final_data(), 3);
-        assert_eq!(s.state.get(), 0, "the lock does not end free");
-        assert_eq!(
-            s.flags.get(),
-            0,
-            "the lock ends poisoned or broken (or repaired)"
-        );
-        assert_eq!(slot1.owner.get(), 0, "slot 1's entry was not recovered");
-        assert_eq!(slot1.counts.get(), 0, "slot 1's counts are not clear");
-        assert_eq!(slot2.owner.get(), 2);
-        assert_eq!(slot2.counts.get(), 0, "slot 2's counts are not clear");
+impl Word for Mortal<'_> {
+    const SPIN_LIMIT: u32 = LoomWord::SPIN_LIMIT;
+    fn load(&self, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.load(order)
+    }
+    fn store(&self, value: u32, order: Ordering) {
+        self.fuse.step();
+        self.word.store(value, order)
+    }
+    fn swap(&self, value: u32, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.swap(value, order)
+    }
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        self.fuse.step();
+        self.word.compare_exchange(current, new, success, failure)
+    }
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.fetch_add(value, order)
+    }
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.fetch_sub(value, order)
+    }
+    fn fetch_or(&self, value: u32, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.fetch_or(value, order)
+    }
+    fn fetch_and(&self, value: u32, order: Ordering) -> u32 {
+        self.fuse.step();
+        self.word.fetch_and(value, order)
+    }
+    fn wait(&self, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
+        self.fuse.step();
+        self.word.wait(expected, deadline)
+    }
+    fn wake_one(&self) {
+        self.fuse.step();
+        self.word.wake_one()
+    }
+    fn wake_all(&self) {
+        self.fuse.step();
+        self.word.wake_all()
+    }
+    fn spin_hint(&self) {
+        self.word.spin_hint()
+    }
+    fn spin_budget(&self) -> u32 {
+        self.word.spin_budget()
+    }
+}
+
+/// The dying process's view of the indicators.
+struct MortalTable<'a>(Vec<(Mortal<'a>, Mortal<'a>)>);
+
+impl<'a> Indicators for MortalTable<'a> {
+    type Word = Mortal<'a>;
+    fn len(&self) -> u32 {
+        self.0.len() as u32
+    }
+    fn get(&self, i: u32) -> Indicator<'_, Mortal<'a>> {
+        let (owner, count) = &self.0[i as usize];
+        Indicator { owner, count }
+    }
+}
+
+/// The dying reader's token.
+const MORTAL: u32 = 6;
+
+/// Silences the panic message of a modelled death (once per test binary).
+fn quiet_deaths() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Died>() {
+                previous(info)
+            }
+        }));
     });
 }
 
+/// The life of the dying reader (process [`MORTAL`], the main thread): claims a free
+/// indicator, takes a read lock, reads, drops it, takes another and holds it. It dies just
+/// before its word operation number `at` (or, if it gets through, holding that last read lock).
+/// Returns how many operations it made.
+fn mortal_reader(s: &Shared, at: u32) -> u32 {
+    let fuse = Fuse {
+        at,
+        done: Cell::new(0),
+    };
+    let m = |word| Mortal { word, fuse: &fuse };
+    let lock = RwLock {
+        state: &m(&s.state),
+        flags: &m(&s.flags),
+        claimed: &m(&s.claimed),
+        anonymous: &m(&s.anonymous),
+    };
+    let table = MortalTable(
+        s.indicators
+            .iter()
+            .map(|w| (m(&w.owner), m(&w.count)))
+            .collect(),
+    );
+    let life = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let i = lock
+            .claim(&table, MORTAL, &s.owners)
+            .expect("a free indicator");
+        let count = table.get(i).count;
+        assert_eq!(
+            lock.read(count, Block::Forever, &s.owners),
+            Outcome::Acquired
+        );
+        s.read_data();
+        assert_eq!(lock.read_unlock(count), Ok(()));
+        assert_eq!(
+            lock.read(count, Block::Forever, &s.owners),
+            Outcome::Acquired
+        );
+        s.read_data();
+    }));
+    if let Err(payload) = life
+        && !payload.is::<Died>()
+    {
+        std::panic::resume_unwind(payload);
+    }
+    fuse.done.get()
+}
+
+/// A reader process dies at any step of claiming an indicator, taking, dropping and taking a
+/// read lock (every word operation: one loom model per death point, up to twice the steps of
+/// an uncontended life plus 8, so that deaths while backing out or sleeping are injected too;
+/// past its last step it dies holding a read lock), while a writer (token 3) and another reader
+/// (indicator 0) take the lock with `Block::Forever`. Nothing is left that cannot be
+/// attributed: the writer gets the lock unpoisoned and unbroken (clearing the dead reader's
+/// indicator if it counted anything), the other reader gets in and out, and at the end no read
+/// lock is counted anywhere and the lock is free, neither poisoned nor broken.
+fn reader_dies_anywhere(faults: &Faults) {
+    quiet_deaths();
+    // How many operations a full life takes (found by a first run that never dies).
+    let steps = {
+        let faults = faults.clone();
+        let steps = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = steps.clone();
+        loom::model::Builder::new().check(move || {
+            let s = Shared::with_free(&faults, 0, 1);
+            seen.fetch_max(mortal_reader(&s, u32::MAX) as usize, Relaxed);
+        });
+        steps.load(Relaxed) as u32
+    };
+    let mut executions = 0;
+    // Contended executions take more steps (backing out, draining, sleeping, waking) than the
+    // uncontended life measured above: the death points run well past it.
+    let last = 2 * steps + 8;
+    for at in 0..=last {
+        let faults = faults.clone();
+        executions += harness::check(DEATH_PREEMPTIONS, move || {
+            let s = Shared::with_free(&faults, 0, 1);
+            let w = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.write(3, Block::Forever);
+                    assert_eq!(got, Outcome::Acquired, "the writer got {got:?}");
+                    s.write_data(3, 3);
+                    assert_eq!(s.lock().write_unlock(3), Ok(()));
+                })
+            };
+            let r = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.read(0, Block::Forever);
+                    assert_eq!(got, Outcome::Acquired, "the reader got {got:?}");
+                    s.read_data();
+                    assert_eq!(s.read_unlock(0), Ok(()), "the reader's unlock failed");
+                })
+            };
+            mortal_reader(&s, at);
+            s.owners.die(MORTAL);
+            for w in &s.indicators {
+                w.count.tick(1);
+            }
+            w.join().unwrap();
+            r.join().unwrap();
+            assert_eq!(s.final_data(), 3);
+            assert_eq!(s.state.get(), 0, "the lock does not end free");
+            assert_eq!(s.flags.get(), 0, "the lock ends poisoned or broken");
+            // The next process's single try gets the write lock at once, clearing what the
+            // dead reader may still count (if the writer came and went before it died).
+            let got = s.write(5, Block::Try);
+            assert_eq!(got, Outcome::Acquired, "the next writer's try got {got:?}");
+            assert_eq!(s.lock().write_unlock(5), Ok(()));
+            assert_eq!(
+                s.lock().readers(&s.table()),
+                0,
+                "read locks are still counted (the dead reader's was not given back)"
+            );
+        });
+    }
+    println!("death points: {}, executions: {executions}", last + 1);
+}
+
+/// Preemptions per execution of the death models (one model per death point).
+const DEATH_PREEMPTIONS: usize = 2;
+
 #[test]
-fn dead_reader_3_threads() {
-    dead_reader(&Faults::none());
+fn reader_dies_anywhere_3_threads() {
+    reader_dies_anywhere(&Faults::none());
 }
 
 #[test]
-fn child_dead_reader_3_threads() {
+fn child_reader_dies_anywhere_3_threads() {
     if let Some(f) = Faults::from_env() {
-        dead_reader(&f);
+        reader_dies_anywhere(&f);
     }
 }
 
-/// Recovery claimed by a load and a store: the dead reader's hold is given back twice (the
-/// second takes B's read lock away, or fails and breaks the lock).
+/// A reader whose increment is not made (the record skipped): the writer gets in beside it.
 #[test]
-fn caught_cas_by_load_store_by_dead_reader() {
+fn caught_drop_adds_by_reader_dies_anywhere() {
     expect_caught(
-        "child_dead_reader_3_threads",
-        "owner=cas-by-load-store",
-        &[
-            "Causality violation",
-            "the writer got Broken",
-            "the reader got Broken",
-            "unlock failed",
-            "ends poisoned or broken",
-        ],
+        "child_reader_dies_anywhere_3_threads",
+        "count=drop-adds",
+        &["Causality violation", "no indicator counts it"],
     );
 }
 
-/// An oracle that calls the live reader dead: its read lock is given back while it reads (the
-/// writer gets in beside it), or the books no longer add up and the lock breaks.
+/// The reader reads the writer word without its SeqCst (Dekker's store-load order lost): a
+/// reader and the writer each miss the other.
 #[test]
-fn caught_says_dead_by_dead_reader() {
+fn caught_relaxed_loads_by_reader_dies_anywhere() {
     expect_caught(
-        "child_dead_reader_3_threads",
+        "child_reader_dies_anywhere_3_threads",
+        "state=relaxed-loads,count=relaxed-loads",
+        &["Causality violation"],
+    );
+}
+
+/// An oracle that calls the live reader dead: the writer clears its count while it reads.
+#[test]
+fn caught_says_dead_by_reader_dies_anywhere() {
+    expect_caught(
+        "child_reader_dies_anywhere_3_threads",
         "owners=says-dead",
         &[
             "Causality violation",
-            "has no readers",
-            "got Broken",
+            "no indicator counts it",
             "unlock failed",
+            "still counted",
         ],
     );
 }
 
-/// An oracle that never reports the death: the writer waits for ever.
+/// An oracle that never reports the death: the writer waits for the dead reader for ever, or
+/// the next writer's single try finds it still counted.
 #[test]
-fn caught_never_dead_by_dead_reader() {
+fn caught_never_dead_by_reader_dies_anywhere() {
     expect_caught(
-        "child_dead_reader_3_threads",
+        "child_reader_dies_anywhere_3_threads",
         "owners=never-dead",
-        &["deadlock"],
+        &["deadlock", "try got Busy"],
+    );
+}
+
+/// A claim whose `claimed` bit is never set (the record of the indicator skipped): a writer
+/// does not look at the dying reader's indicator, so it gets in beside its read lock, or never
+/// clears the dead reader's count.
+#[test]
+fn caught_drop_ors_by_reader_dies_anywhere() {
+    expect_caught(
+        "child_reader_dies_anywhere_3_threads",
+        "claimed=drop-ors",
+        &[
+            "Causality violation",
+            "no indicator counts it",
+            "still counted",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A writer dies at any step
+
+/// The dying writer's token.
+const MORTAL_WRITER: u32 = 7;
+
+/// How far the dying writer got.
+#[derive(Clone, Copy, Debug, Default)]
+struct WriterLife {
+    /// `write` returned: it may have touched the value.
+    entered: bool,
+    /// Word operations made.
+    steps: u32,
+}
+
+/// The life of the dying writer (process [`MORTAL_WRITER`], the main thread): takes the write
+/// lock (draining the reader, if it is inside), half-writes, writes, releases. Dies just
+/// before its word operation number `at`.
+fn mortal_writer(s: &Shared, at: u32) -> WriterLife {
+    let fuse = Fuse {
+        at,
+        done: Cell::new(0),
+    };
+    let m = |word| Mortal { word, fuse: &fuse };
+    let lock = RwLock {
+        state: &m(&s.state),
+        flags: &m(&s.flags),
+        claimed: &m(&s.claimed),
+        anonymous: &m(&s.anonymous),
+    };
+    let table = MortalTable(
+        s.indicators
+            .iter()
+            .map(|w| (m(&w.owner), m(&w.count)))
+            .collect(),
+    );
+    let life = Cell::new(WriterLife::default());
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let got = lock.write(MORTAL_WRITER, &table, Block::Forever, &s.owners);
+        assert_eq!(got, Outcome::Acquired, "the mortal writer got {got:?}");
+        life.set(WriterLife {
+            entered: true,
+            ..life.get()
+        });
+        s.write_data(MORTAL_WRITER, 1);
+        s.write_data(MORTAL_WRITER, 2);
+        assert_eq!(lock.write_unlock(MORTAL_WRITER), Ok(()));
+    }));
+    if let Err(payload) = run
+        && !payload.is::<Died>()
+    {
+        std::panic::resume_unwind(payload);
+    }
+    WriterLife {
+        steps: fuse.done.get(),
+        ..life.get()
+    }
+}
+
+/// A writer process dies at any step of taking the write lock (draining a reader), writing and
+/// releasing it (one loom model per death point), while a reader (indicator 0) and another
+/// writer (token 3) use `Block::Forever`. The lock is freed or taken over whatever the step:
+/// everyone gets in; someone is told `Poisoned` if the dead writer may have touched the value
+/// (it died after `write` returned and before its unlock), and nobody if it died before its
+/// compare-exchange on the writer word. Then the next process's single try takes the lock
+/// (over) at once. The lock ends free, unpoisoned after the repairs, no read lock counted.
+fn writer_dies_anywhere(faults: &Faults) {
+    quiet_deaths();
+    let steps = {
+        let faults = faults.clone();
+        let steps = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = steps.clone();
+        loom::model::Builder::new().check(move || {
+            let s = Shared::new(&faults, 0);
+            seen.fetch_max(mortal_writer(&s, u32::MAX).steps as usize, Relaxed);
+        });
+        steps.load(Relaxed) as u32
+    };
+    let mut executions = 0;
+    // Contended executions take more steps (backing out, draining, sleeping, waking) than the
+    // uncontended life measured above: the death points run well past it.
+    let last = 2 * steps + 8;
+    for at in 0..=last {
+        let faults = faults.clone();
+        executions += harness::check(DEATH_PREEMPTIONS, move || {
+            let s = Shared::new(&faults, 0);
+            let r = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.read(0, Block::Forever);
+                    assert!(
+                        matches!(got, Outcome::Acquired | Outcome::Poisoned),
+                        "the reader got {got:?}"
+                    );
+                    let seen = s.read_data();
+                    assert!(
+                        got == Outcome::Poisoned || seen != 1,
+                        "the reader saw a half-write unwarned"
+                    );
+                    assert_eq!(s.read_unlock(0), Ok(()), "the reader's unlock failed");
+                })
+            };
+            let w = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    let got = s.write(3, Block::Forever);
+                    let seen = s.final_data_under_lock();
+                    assert!(
+                        got == Outcome::Poisoned || seen != 1,
+                        "the writer found a half-write unwarned ({got:?})"
+                    );
+                    s.write_data(3, 3);
+                    if got == Outcome::Poisoned {
+                        assert!(s.lock().mark_consistent());
+                    } else {
+                        assert_eq!(got, Outcome::Acquired, "the writer got {got:?}");
+                    }
+                    assert_eq!(s.lock().write_unlock(3), Ok(()));
+                    got
+                })
+            };
+            let life = mortal_writer(&s, at);
+            // Whether it died holding the lock after `write` returned (a death inside its
+            // unlock, after the word was freed, leaves a complete value).
+            let holding = life.entered && rwlock::writer(s.state.get()) == MORTAL_WRITER;
+            s.owners.die(MORTAL_WRITER);
+            s.state.tick(2);
+            r.join().unwrap();
+            let got = w.join().unwrap();
+            // The next process's single try: frees (takes over) what the dead writer may
+            // still hold, if the others came and went before it died.
+            let next = s.write(5, Block::Try);
+            assert!(
+                matches!(next, Outcome::Acquired | Outcome::Poisoned),
+                "the next writer's try got {next:?}"
+            );
+            let seen = s.final_data_under_lock();
+            assert!(
+                next == Outcome::Poisoned || seen != 1,
+                "the next writer found a half-write unwarned"
+            );
+            if next == Outcome::Poisoned {
+                assert!(s.lock().mark_consistent());
+            }
+            assert_eq!(s.lock().write_unlock(5), Ok(()));
+            let warned = got == Outcome::Poisoned || next == Outcome::Poisoned;
+            if holding {
+                // It may have touched the value: whoever came next was warned.
+                assert!(warned, "a dead holder's lock unpoisoned");
+            }
+            if at <= 1 {
+                assert!(!warned, "poisoned by a writer that never got in");
+            }
+            assert_eq!(s.state.get(), 0, "the lock does not end free");
+            assert_eq!(
+                s.flags.get() & !(rwlock::REPAIR * 3),
+                0,
+                "the lock ends poisoned, broken or draining"
+            );
+            assert_eq!(s.lock().readers(&s.table()), 0, "read locks still counted");
+        });
+    }
+    println!("death points: {}, executions: {executions}", last + 1);
+}
+
+#[test]
+fn writer_dies_anywhere_3_threads() {
+    writer_dies_anywhere(&Faults::none());
+}
+
+#[test]
+fn child_writer_dies_anywhere_3_threads() {
+    if let Some(f) = Faults::from_env() {
+        writer_dies_anywhere(&f);
+    }
+}
+
+/// A recoverer that ignores the draining mark poisons nothing... here: the poison is never
+/// set (`flags=drop-ors`), so a dead holder's half-write goes unwarned.
+#[test]
+fn caught_drop_ors_by_writer_dies_anywhere() {
+    expect_caught(
+        "child_writer_dies_anywhere_3_threads",
+        "flags=drop-ors",
+        &["unwarned", "unpoisoned", "draining"],
     );
 }

@@ -1,6 +1,6 @@
 //! The condition variable: a sequence word that notifiers bump and waiters sleep on, and a
-//! word counting sleepers and the wake-ups handed out to them, next to the [`RMutex`] of its
-//! lock.
+//! word counting sleepers and the wake-ups handed out to them, next to its lock: the
+//! [`RMutex`] of an `RLock` or the [`PlainLock`] word of a `Lock` (both [`CondLock`]).
 //!
 //! # The words
 //!
@@ -74,7 +74,7 @@
 //! Callers re-check their predicate after a wait, as with every condition variable.
 
 use super::Block;
-use super::mutex::{Outcome, Owners};
+use super::mutex::{self, Outcome, Owners};
 use super::rmutex::{RError, RMutex};
 use crate::word::Word;
 use std::sync::atomic::Ordering::Relaxed;
@@ -102,11 +102,87 @@ const fn pack(signals: u32, sleepers: u32) -> u32 {
     (signals << SIGNAL_SHIFT) | (sleepers & COUNT_MASK)
 }
 
+/// The lock a condition variable leaves while it sleeps and takes back after: an [`RMutex`]
+/// (Python's default, `Condition()` or `Condition(RLock())`) or a [`PlainLock`]
+/// (`Condition(Lock())`).
+pub trait CondLock {
+    /// `Ok` if thread `me` of the process with `token` may wait or notify: it holds the lock.
+    fn check_owner(&self, me: u32, token: u32) -> Result<(), RError>;
+    /// Leaves the lock entirely; returns what [`CondLock::restore`] needs (a recursion count).
+    fn release_all(&self, me: u32, token: u32) -> Result<u32, RError>;
+    /// Takes the lock back after [`CondLock::release_all`].
+    fn restore<O: Owners>(
+        &self,
+        me: u32,
+        token: u32,
+        count: u32,
+        block: Block,
+        owners: &O,
+    ) -> Outcome;
+}
+
+impl<W: Word> CondLock for RMutex<'_, W> {
+    #[inline]
+    fn check_owner(&self, me: u32, token: u32) -> Result<(), RError> {
+        RMutex::check_owner(self, me, token)
+    }
+    #[inline]
+    fn release_all(&self, me: u32, token: u32) -> Result<u32, RError> {
+        RMutex::release_all(self, me, token)
+    }
+    #[inline]
+    fn restore<O: Owners>(
+        &self,
+        me: u32,
+        token: u32,
+        count: u32,
+        block: Block,
+        owners: &O,
+    ) -> Outcome {
+        RMutex::restore(self, me, token, count, block, owners)
+    }
+}
+
+/// A plain mutex word (a `Lock`'s), which names the process that holds it, not the thread:
+/// any thread of the holding process may wait on or notify the condition (Python's
+/// `Condition(Lock())` only asks that the lock be held).
+#[derive(Clone, Copy, Debug)]
+pub struct PlainLock<'a, W>(pub &'a W);
+
+impl<W: Word> CondLock for PlainLock<'_, W> {
+    #[inline]
+    fn check_owner(&self, _me: u32, token: u32) -> Result<(), RError> {
+        let word = self.0.load(Relaxed);
+        if mutex::is_locked(word) && mutex::holder(word) == token {
+            Ok(())
+        } else if mutex::is_locked(word) {
+            Err(RError::NotOwner)
+        } else {
+            Err(RError::NotLocked)
+        }
+    }
+    fn release_all(&self, me: u32, token: u32) -> Result<u32, RError> {
+        self.check_owner(me, token)?;
+        mutex::unlock(self.0, token).map_err(|mutex::NotLocked| RError::NotLocked)?;
+        Ok(1)
+    }
+    fn restore<O: Owners>(
+        &self,
+        _me: u32,
+        token: u32,
+        _count: u32,
+        block: Block,
+        owners: &O,
+    ) -> Outcome {
+        mutex::lock(self.0, token, block, owners)
+    }
+}
+
 /// The words of a condition variable.
 #[derive(Clone, Copy, Debug)]
-pub struct Condvar<'a, W> {
+pub struct Condvar<'a, W, L = RMutex<'a, W>> {
     /// The lock.
-    pub lock: RMutex<'a, W>,
+    pub lock: L,
     /// Bumped by each notify.
     pub seq: &'a W,
     /// `signals << SIGNAL_SHIFT | sleepers` (see the module docs).
@@ -123,7 +199,7 @@ pub struct Waited {
     pub relock: Outcome,
 }
 
-impl<W: Word> Condvar<'_, W> {
+impl<W: Word, L: CondLock> Condvar<'_, W, L> {
     /// Waits for a notify, as thread `me` of the process with `token`, which must own the
     /// lock; until `deadline` (`None`: no limit). The lock is held again, at its old count,
     /// whenever this returns `Ok` (unless `relock` is [`Outcome::NotRecoverable`]).

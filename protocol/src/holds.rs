@@ -1,8 +1,8 @@
-//! The hold table: which process holds how many semaphore permits or read locks, so that the
-//! holds of a process that died can be given back.
+//! The hold table: which process holds how many semaphore permits, so that the permits of a
+//! process that died can be given back. (An `RwLock`'s read locks need no such table: each
+//! process counts them in a reader indicator of its own, see [`rwlock`](super::rwlock).)
 //!
-//! A `Semaphore` permit or an `RwLock` read lock is a count
-//! in one word, which cannot say who contributed to it. Objects that must survive the death of
+//! A `Semaphore` permit is a count in one word, which cannot say who contributed to it. Objects that must survive the death of
 //! a holder keep, next to that word, one [`Entry`] per process-table slot: the process that
 //! uses the slot records there how many holds it has, and marks every change of the object's
 //! word as *in flight* while it makes it. A waiter that finds a dead process's entry gives its
@@ -80,7 +80,7 @@ pub enum EntryError {
     Busy,
 }
 
-/// Brackets each attempt to take a hold (a semaphore permit, a read lock): the hold table of a
+/// Brackets each attempt to take a hold (a semaphore permit): the hold table of a
 /// guard, or nothing for holds nobody accounts for.
 pub trait Attribution {
     /// Before the compare-exchange that takes a permit.

@@ -14,12 +14,11 @@
 //! - [`rmutex`]: the re-entrant lock of `RLock`: a mutex word plus owner and count.
 //! - [`publish`]: one-way publication of a header or a directory entry.
 //! - [`semaphore`]: `Semaphore` and `BoundedSemaphore`: a count of permits.
-//! - [`holds`]: the per-process hold table that gives a dead process's permits and read
-//!   locks back.
+//! - [`holds`]: the per-process hold table that gives a dead process's permits back.
 //! - [`condvar`]: `Condition`: a sequence word next to an [`rmutex`].
 //! - [`event`]: `Event`: a flag with a generation.
 //! - [`barrier`]: `Barrier`: arrivals and rounds.
-//! - [`rwlock`]: `RwLock`: readers or a writer.
+//! - [`rwlock`]: `RwLock`: a writer word and per-process reader indicators.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

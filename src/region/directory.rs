@@ -147,6 +147,8 @@ pub(crate) struct Spec {
     tail: usize,
     /// Entries of the hold table (see the protocol crate's `holds`), 0 for none.
     holds: usize,
+    /// Bytes per entry of the hold table (also its alignment).
+    stride: usize,
 }
 
 impl Spec {
@@ -161,6 +163,7 @@ impl Spec {
             len: 0,
             tail: 0,
             holds: 0,
+            stride: HOLD_ENTRY,
         }
     }
 
@@ -175,6 +178,7 @@ impl Spec {
             len,
             tail: 0,
             holds: 0,
+            stride: HOLD_ENTRY,
         }
     }
 
@@ -193,8 +197,23 @@ impl Spec {
     pub(crate) fn with_holds(self, entries: usize) -> Spec {
         Spec {
             holds: entries,
+            stride: HOLD_ENTRY,
             ..self
         }
+    }
+
+    /// Adds `entries` reader indicators (see [`layout::readers_for`]).
+    pub(crate) fn with_readers(self, entries: usize) -> Spec {
+        Spec {
+            holds: entries,
+            stride: layout::READER_ENTRY,
+            ..self
+        }
+    }
+
+    /// Bytes per entry of the hold table.
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
     }
 
     /// Whether a handle of this object takes locks or holds that must name their process (all
@@ -223,20 +242,20 @@ impl Spec {
         self.data_offset().checked_add(data)
     }
 
-    /// Where the hold table starts: after the tail, 8-aligned when there is one. `None` on
-    /// overflow.
+    /// Where the hold table starts: after the tail, aligned to its entries' size when there is
+    /// one. `None` on overflow.
     pub(crate) fn table_offset(&self) -> Option<usize> {
         let used = self.tail_offset()?.checked_add(self.tail)?;
         if self.holds == 0 {
             Some(used)
         } else {
-            layout::round_up(used, 8)
+            layout::round_up(used, self.stride)
         }
     }
 
     /// Bytes the object occupies, a multiple of [`PAD`], or `None` on overflow.
     pub(crate) fn bytes(&self) -> Option<usize> {
-        let table = self.holds.checked_mul(HOLD_ENTRY)?;
+        let table = self.holds.checked_mul(self.stride)?;
         let used = self.table_offset()?.checked_add(table)?;
         layout::round_up(used.max(1), PAD)
     }
@@ -760,9 +779,10 @@ impl Placed {
     /// that everything inside the returned offsets lies inside the object.
     pub(crate) fn layout(&self, map: &Mapping, process_slots: usize) -> Result<(usize, usize)> {
         let info = &self.info;
-        let holds = match info.kind {
-            Kind::Semaphore | Kind::BoundedSemaphore | Kind::RwLock => process_slots,
-            _ => 0,
+        let (holds, stride) = match info.kind {
+            Kind::Semaphore | Kind::BoundedSemaphore => (process_slots, HOLD_ENTRY),
+            Kind::RwLock => (layout::readers_for(process_slots), layout::READER_ENTRY),
+            _ => (0, HOLD_ENTRY),
         };
         let spec = Spec {
             kind: info.kind,
@@ -780,6 +800,7 @@ impl Placed {
                 0
             },
             holds,
+            stride,
         };
         match (spec.bytes(), spec.table_offset()) {
             (Some(bytes), Some(table)) if bytes == info.bytes => Ok((spec.data_offset(), table)),

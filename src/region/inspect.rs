@@ -397,6 +397,38 @@ impl View<'_> {
             .collect()
     }
 
+    /// An `RwLock`'s read locks: every claimed reader indicator's, and the anonymous ones.
+    fn readers(&self, base: usize, table: usize) -> u32 {
+        self.reader_indicators(base, table)
+            .iter()
+            .fold(self.load(base + layout::rwlock::ANONYMOUS), |n, h| {
+                n.saturating_add(h.held)
+            })
+    }
+
+    /// The claimed reader indicators of the `RwLock` at `base` (its table at `table`) that
+    /// record read locks or a recovery.
+    fn reader_indicators(&self, base: usize, table: usize) -> Vec<Holds> {
+        let claimed = self.load(base + layout::rwlock::CLAIMED);
+        (0..layout::readers_for(self.procs.slots()))
+            .filter(|&i| i < 32 && claimed & (1 << i) != 0)
+            .filter_map(|i| {
+                let at = base + table + i * layout::READER_ENTRY;
+                let (owner, count) = (self.load(at), self.load(at + 4));
+                let held = rwlock::reads(count);
+                if owner == 0 || (held == 0 && owner & RECOVERING == 0) {
+                    return None;
+                }
+                Some(Holds {
+                    holder: self.holder(owner & TOKEN_MASK),
+                    held,
+                    in_flight: 0,
+                    recovering: owner & RECOVERING != 0,
+                })
+            })
+            .collect()
+    }
+
     /// `len` bytes at `offset` (inside the object), read with word loads.
     fn bytes(&self, offset: usize, len: usize) -> Vec<u8> {
         let start = offset & !3;
@@ -511,12 +543,12 @@ impl View<'_> {
                 State::RwLock {
                     writer: rwlock::is_write_locked(word)
                         .then(|| self.holder(rwlock::writer(word))),
-                    readers: rwlock::readers(word),
+                    readers: self.readers(base, table),
                     writers_waiting: word & rwlock::WRITERS_WAITING != 0,
                     readers_waiting: word & rwlock::READERS_WAITING != 0,
                     poisoned: flags & rwlock::POISONED != 0,
                     broken: flags & rwlock::BROKEN != 0,
-                    holders: self.holds(base + table, self.procs.slots()),
+                    holders: self.reader_indicators(base, table),
                 }
             }
         };

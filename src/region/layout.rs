@@ -65,8 +65,11 @@
 //!
 //! Each object starts on a [`PAD`] boundary and takes a whole number of [`PAD`]s: its words
 //! (the table below, in the modules named after each kind), then its data (aligned for the
-//! element type), then, for the kinds that have one, its hold table
-//! ([`HOLD_ENTRY`] bytes per process-table slot, 8-aligned).
+//! element type), then, for the kinds that have one, its hold table: a semaphore's has
+//! [`HOLD_ENTRY`] bytes per process-table slot (8-aligned); an `RwLock`'s has
+//! [`readers_for`]`(procs)` reader indicators (at most 32, one per process that uses the lock,
+//! claimed on first use), [`READER_ENTRY`] bytes each, [`PAD`]-aligned so that each process's
+//! read locks touch a cache line of their own.
 //!
 //! | kind | words (offset: meaning) | bytes of words | after the words |
 //! |------|-------------------------|----------------|-----------------|
@@ -75,15 +78,17 @@
 //! | Value, Array | 0: lock word | 4 | the elements |
 //! | RawValue, RawArray | none | 0 | the elements |
 //! | Semaphore, BoundedSemaphore | 0: count, 4: sleepers, 8: bound, 12: unused | 16 | hold table |
-//! | Condition | 0..16: its RLock's words, 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
+//! | Condition | 0..16: its RLock's words (on a shared lock: 0 is 0 for an RLock, `ON_LOCK` for a Lock), 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
 //! | Event | 0: flag | 4 | — |
 //! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
-//! | RwLock | 0: state, 4: flags, 8..16: unused | 16 | the value, then the hold table |
+//! | RwLock | 0: state, 4: flags, 8: claimed indicators, 12: anonymous readers | 16 | the value, then the reader indicators (each 0: owner token, 4: read count, 8..128: unused) |
 
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
 /// The format version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// 2: an `RwLock` keeps reader indicators (claimed on first use, [`READER_ENTRY`] bytes each)
+/// instead of a hold table per process slot, and two more words.
+pub const VERSION: u32 = 2;
 /// The padding unit: objects start on, and are padded to, multiples of it, so no two objects
 /// share a cache line (128 bytes covers the adjacent-line prefetcher of x86-64, as
 /// crossbeam-utils' `CachePadded` does).
@@ -162,6 +167,17 @@ pub mod proc {
 /// `holds` module).
 pub const HOLD_ENTRY: usize = 8;
 
+/// Bytes of one `RwLock` reader indicator: an owner word and a read-count word, padded to a
+/// cache-line pair of its own (see the protocol crate's `rwlock` module).
+pub const READER_ENTRY: usize = PAD;
+
+/// The reader indicators of an `RwLock` in a region of `procs` process slots: one per process
+/// that may use it, at most 32 (the width of the `claimed` word); processes beyond that read
+/// through the lock's anonymous count.
+pub fn readers_for(procs: usize) -> usize {
+    procs.clamp(1, 32)
+}
+
 /// A [`Lock`](crate::Lock)'s word.
 pub mod lock {
     /// The mutex word.
@@ -219,6 +235,11 @@ pub mod condition {
     /// Where a condition on a shared RLock keeps that lock's name (as many bytes as the
     /// directory entry's `len`).
     pub const LOCK_NAME: usize = WORDS;
+    /// In a condition on a shared lock, the first word (unused by the lock, which lives
+    /// elsewhere) says which kind of lock: 0 an RLock, [`ON_LOCK`] a Lock.
+    pub const SHARED_KIND: usize = 0;
+    /// [`SHARED_KIND`] of a condition on a `Lock` ("LOCK").
+    pub const ON_LOCK: u32 = 0x4c4f_434b;
 }
 
 /// An [`Event`](crate::Event)'s word.
@@ -241,13 +262,17 @@ pub mod barrier {
     pub const WORDS: usize = 12;
 }
 
-/// An [`RwLock`](crate::RwLock)'s words, before the value and the hold table.
+/// An [`RwLock`](crate::RwLock)'s words, before the value and the reader indicators.
 pub mod rwlock {
     /// Readers or the writer's token, and the waiting bits.
     pub const STATE: usize = 0;
     /// Poison and breakage.
     pub const FLAGS: usize = 4;
-    /// Bytes of words (two unused; the value starts here, rounded up to its alignment).
+    /// Bit `i`: reader indicator `i` belongs to a process.
+    pub const CLAIMED: usize = 8;
+    /// Read locks of readers without an indicator.
+    pub const ANONYMOUS: usize = 12;
+    /// Bytes of words (the value starts here, rounded up to its alignment).
     pub const WORDS: usize = 16;
 }
 

@@ -1,6 +1,5 @@
 //! [`Object`]: the one view of an object in the mapping that every handle is built from.
 
-use super::layout::HOLD_ENTRY;
 use super::procs::Hold;
 use super::{DEATH_CHECK_INTERVAL, Inner, Region, Spec};
 use crate::protocol::Word;
@@ -24,6 +23,8 @@ pub(crate) struct Object {
     table: usize,
     /// Entries in the hold table.
     entries: usize,
+    /// Bytes per entry of the hold table.
+    stride: usize,
     /// The object's size in bytes.
     size: usize,
     /// The object's offset in the region.
@@ -77,6 +78,7 @@ impl Object {
             base,
             table,
             entries: spec.holds(),
+            stride: spec.stride(),
             size,
             offset,
             name: name.into(),
@@ -147,13 +149,20 @@ impl Object {
             .collect()
     }
 
-    /// The hold-table entry of process-table slot `slot` (< the number of entries).
+    /// The number of entries in the hold table.
+    #[inline]
+    pub(crate) fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// The hold-table entry of process-table slot `slot` (< the number of entries): its first
+    /// two words (an owner word and a count word, for both kinds of table).
     #[inline]
     pub(crate) fn entry(&self, slot: usize) -> Entry<'_, FutexWord> {
         assert!(slot < self.entries);
-        let at = self.table + slot * HOLD_ENTRY;
-        // SAFETY: the table is 8-aligned inside the object and holds `entries` entries of
-        // two words each (the directory checked the object's size for this region's table);
+        let at = self.table + slot * self.stride;
+        // SAFETY: the table is aligned to its stride (at least 8) inside the object and holds
+        // `entries` entries of `stride` bytes, at least two words each (the directory checked the object's size for this region's table);
         // they are reached only atomically, and `self.region` keeps them mapped.
         let word =
             |off: usize| unsafe { FutexWord::from_ptr(self.base.as_ptr().add(at + off).cast()) };

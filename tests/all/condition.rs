@@ -19,6 +19,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "cond_ping" => child_ping,
         "cond_shared_producer" => child_shared_producer,
         "cond_shared_consumer" => child_shared_consumer,
+        "cond_on_lock_consumer" => child_on_lock_consumer,
         _ => return None,
     })
 }
@@ -31,6 +32,28 @@ fn new_region(shm: &ShmName) -> Region {
 
 fn counter(region: &Region, name: &str) -> Result<RawValue<u32>> {
     region.raw_value(name, 0)
+}
+
+// -------------------------------------------------------------------------------------------
+// A condition over a plain Lock (Python's `Condition(Lock())`)
+
+/// Takes `items` items one at a time from the counter "queued" under the condition "ready"
+/// over the Lock "q", waiting while there are none; counts them in "taken".
+pub fn child_on_lock_consumer() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let ready = region.condition_on_lock("ready", "q")?;
+    let queued = counter(&region, "queued")?;
+    let taken = counter(&region, "taken")?;
+    for _ in 0..arg::<u32>("items") {
+        let _g = ready.lock().map_err(|_| Error::NotRecoverable)?;
+        assert!(
+            ready.wait_for(|| queued.load() > 0, Some(LIMIT))?,
+            "no item came"
+        );
+        queued.fetch_sub(1);
+        taken.fetch_add(1);
+    }
+    Ok(())
 }
 
 // -------------------------------------------------------------------------------------------
@@ -682,4 +705,81 @@ fn notify_1_with_2_waiting_processes_wakes_exactly_one() {
 #[test]
 fn notify_3_with_5_waiting_processes_wakes_exactly_three() {
     notify_n_wakes_n_of(5, 3);
+}
+
+#[test]
+fn a_condition_over_a_plain_lock_passes_items_between_processes() {
+    const ITEMS: u32 = 200;
+    let shm = ShmName::new("cond-on-lock");
+    let region = new_region(&shm);
+    let ready = region.condition_on_lock("ready", "q").unwrap();
+    let queued = counter(&region, "queued").unwrap();
+    let taken = counter(&region, "taken").unwrap();
+    let consumers: Vec<Child> = (0..2)
+        .map(|_| {
+            spawn(
+                "cond_on_lock_consumer",
+                &shm.path(),
+                &[("items", &(ITEMS / 2))],
+            )
+        })
+        .collect();
+    for i in 0..ITEMS {
+        let _g = ready.lock().unwrap();
+        queued.fetch_add(1);
+        if i % 2 == 0 {
+            ready.notify(1).unwrap();
+        } else {
+            ready.notify_all().unwrap();
+        }
+    }
+    wait_all(consumers);
+    assert_eq!(taken.load(), ITEMS);
+    assert_eq!(queued.load(), 0);
+    // The lock is an ordinary Lock, free again.
+    assert!(!region.lock("q").unwrap().is_locked());
+}
+
+#[test]
+fn a_condition_over_a_plain_lock_refuses_a_lock_it_does_not_hold_and_other_kinds() {
+    let shm = ShmName::new("cond-on-lock-refuse");
+    let region = new_region(&shm);
+    let ready = region.condition_on_lock("ready", "q").unwrap();
+    assert!(matches!(
+        ready.wait(Some(Duration::from_millis(1))),
+        Err(Error::NotLocked)
+    ));
+    assert!(matches!(ready.notify(1), Err(Error::NotLocked)));
+    assert!(matches!(
+        ready.wait_for(|| true, None),
+        Err(Error::NotLocked)
+    ));
+    {
+        let _g = ready.lock().unwrap();
+        let start = Instant::now();
+        assert!(!ready.wait(Some(Duration::from_millis(30))).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // Taken back before it returned.
+        assert!(ready.as_lock().is_locked());
+        ready.notify_all().unwrap();
+    }
+    assert!(!ready.as_lock().is_locked());
+    // The same name as a condition on an RLock, or a lock of another kind: mismatches.
+    assert!(matches!(
+        region.condition_on("ready", "q"),
+        Err(Error::Mismatch { .. })
+    ));
+    let _ = region.condition_on("on_rlock", "r").unwrap();
+    assert!(matches!(
+        region.condition_on_lock("on_rlock", "r"),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        region.condition_on_lock("other", "r"),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        region.condition_on_lock("ready", "q2"),
+        Err(Error::Mismatch { .. })
+    ));
 }

@@ -708,10 +708,12 @@ fn objects_lists_every_new_kind_created_by_another_process() {
     let rw = find("rw");
     assert_eq!(rw.len, 1);
     assert!(rw.type_name.contains("u64"), "{rw:?}");
-    // Hold tables: 8 bytes per process slot (1024 by default).
-    for name in ["sem", "bsem", "rw"] {
+    // Hold tables: 8 bytes per process slot (1024 by default) for the semaphores, 32 reader
+    // indicators of 128 bytes for the reader-writer lock.
+    for name in ["sem", "bsem"] {
         assert!(find(name).bytes >= 16 + 8 * 1024, "{:?}", find(name));
     }
+    assert_eq!(find("rw").bytes, 128 + 32 * 128, "{:?}", find("rw"));
 
     // What the helper left is what this process finds.
     assert_eq!(region.semaphore("sem", 99).unwrap().value(), 2);

@@ -100,7 +100,7 @@ fn main() {
         &out,
         "sync_kinds",
         Region::options().capacity(16).max_processes(8),
-        12 * 1024,
+        16 * 1024,
         |r| {
             let sem = r.semaphore("sem", 3)?;
             std::mem::forget(sem.permit()?); // a recorded hold in the table
