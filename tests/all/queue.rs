@@ -280,3 +280,154 @@ fn the_item_of_a_consumer_killed_holding_a_guard_is_delivered_again() {
         assert_eq!(q.get_nowait().unwrap(), i);
     }
 }
+
+/// A small xorshift generator: the soak's choices, reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn kill_soak_accounts_for_every_item() {
+    const PRODUCERS: usize = 3;
+    const CONSUMERS: usize = 3;
+    const KILLS: usize = 60;
+    let seed = std::env::var("SHMSYNC_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("kill soak seed {seed} (SHMSYNC_SOAK_SEED reproduces the choices)");
+    let mut rng = Rng(seed);
+    let shm = ShmName::new("queue-soak");
+    let region = Region::create(shm.path(), 1 << 21).unwrap();
+    let q = region.queue::<u64>("q", CAPACITY).unwrap();
+    let counts = region
+        .raw_array::<u32>("counts", &vec![0; MAX_PRODUCERS * ITEMS])
+        .unwrap();
+    let attempt = region
+        .raw_array::<u32>("attempt", &[0; MAX_PRODUCERS])
+        .unwrap();
+    let done = region
+        .raw_array::<u32>("done", &[0; MAX_PRODUCERS])
+        .unwrap();
+    let stop = region.raw_value::<u32>("stop", 0).unwrap();
+    let start = Instant::now();
+
+    let mut next_id = 0;
+    let mut producer = |next_id: &mut usize| {
+        let id = *next_id;
+        *next_id += 1;
+        assert!(id < MAX_PRODUCERS);
+        (
+            id,
+            spawn(
+                "queue_producer",
+                &shm.path(),
+                &[("id", &id), ("items", &ITEMS)],
+            ),
+        )
+    };
+    let consumer = |guard: usize| {
+        (
+            guard,
+            spawn("queue_consumer", &shm.path(), &[("guard", &guard)]),
+        )
+    };
+    let mut producers: Vec<(usize, Child)> =
+        (0..PRODUCERS).map(|_| producer(&mut next_id)).collect();
+    let mut consumers: Vec<(usize, Child)> = (0..CONSUMERS).map(|i| consumer(i % 2)).collect();
+    let (mut producer_kills, mut guard_kills, mut plain_kills) = (0, 0, 0);
+    let mut killed_producers = Vec::new();
+    for _ in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(5 + rng.below(40)));
+        if rng.below(2) == 0 {
+            let i = rng.below(PRODUCERS as u64) as usize;
+            let (id, child) = std::mem::replace(&mut producers[i], producer(&mut next_id));
+            child.kill();
+            killed_producers.push(id);
+            producer_kills += 1;
+        } else {
+            let i = rng.below(CONSUMERS as u64) as usize;
+            let guard = consumers[i].0;
+            let (_, child) = std::mem::replace(&mut consumers[i], consumer(guard));
+            child.kill();
+            if guard == 1 {
+                guard_kills += 1;
+            } else {
+                plain_kills += 1;
+            }
+        }
+    }
+    for (_, p) in producers {
+        p.wait_ok();
+    }
+    // Orphans of killed consumers are adopted by a consumer that finds the queue empty.
+    wait_until("the consumers drain the queue", || q.empty());
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(1);
+    for (_, c) in consumers {
+        c.wait_ok();
+    }
+    // Whatever is left (an orphan found late) comes out here.
+    let index = |item: u64| (item >> 32) as usize * ITEMS + (item & 0xffff_ffff) as usize;
+    while let Ok(item) = q.get(true, Some(Duration::from_millis(100))) {
+        counts.fetch_add(index(item), 1);
+    }
+
+    let (mut once, mut twice, mut lost, mut unput, mut not_put_at_death) = (0, 0, 0, 0, 0);
+    for id in 0..next_id {
+        let done = done.load(id) as usize;
+        let attempt = attempt.load(id) as usize;
+        for seq in 0..ITEMS {
+            let n = counts.load(id * ITEMS + seq);
+            match n {
+                1 => once += 1,
+                0 if seq >= done && killed_producers.contains(&id) => {
+                    if seq + 1 == attempt {
+                        not_put_at_death += 1;
+                    } else {
+                        unput += 1;
+                    }
+                }
+                0 => lost += 1,
+                2 => twice += 1,
+                n => panic!("item {id}/{seq} delivered {n} times"),
+            }
+            if seq >= attempt {
+                assert_eq!(n, 0, "item {id}/{seq} was never put but was delivered");
+            }
+        }
+    }
+    eprintln!(
+        "kill soak: {next_id} producers ({producer_kills} killed), {guard_kills} guard and \
+         {plain_kills} plain consumers killed, in {:?}: {once} items delivered once, {twice} \
+         twice (redelivered after a consumer died holding it), {lost} lost, {not_put_at_death} \
+         not delivered because their producer died inside put, {unput} never put",
+        start.elapsed()
+    );
+    // A consumer killed holding a guard after counting its item counts it twice (the item is
+    // delivered again); a plain consumer killed between `get` and its count, or in the last
+    // instructions of `get`, loses one.
+    assert!(
+        twice <= guard_kills,
+        "{twice} redeliveries for {guard_kills} guard kills"
+    );
+    assert!(
+        lost <= plain_kills,
+        "{lost} lost for {plain_kills} plain kills"
+    );
+    assert!(not_put_at_death <= producer_kills);
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
