@@ -307,6 +307,16 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
         }
     }
 
+    /// Step 1 of a put, one look: the claimed slot of position `tail`, if it was free and
+    /// nobody else claimed it first (`tail` does not move: [`advance_tail`](Queue::advance_tail)
+    /// is step 2).
+    pub fn claim_put(&self, me: u32) -> Option<Claim> {
+        match self.look_put(me) {
+            Look::Claimed(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Step 1 and 2 of a put, waiting as `block` allows: a claimed slot for the caller to copy
     /// the item into, then [`publish`](Queue::publish) and [`release_put`](Queue::release_put).
     #[inline]
@@ -382,11 +392,24 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
             return Look::Moved;
         }
         let owner = slot.owner.load(Relaxed);
-        if s == seq(p, EMPTY) {
-            // Nothing published at this position yet: empty (or a producer is at work).
+        let prev = self.minus_lap(p);
+        if s == seq(p, EMPTY) || s == seq(prev, FULL) || s == seq(prev, HOLE) {
+            // Nothing published at this position yet: empty (or a producer is at work, or
+            // the previous lap's item is still held by its consumer, under a guard or as an
+            // orphan; its free wakes the producer, whose put wakes us).
             Look::Blocked { index, owner }
         } else {
             Look::Busy { index, owner }
+        }
+    }
+
+    /// Step 1 of a get, one look: the claimed slot of position `head`, if it held an item or a
+    /// hole and nobody else claimed it first (`head` does not move:
+    /// [`advance_head`](Queue::advance_head) is step 2).
+    pub fn claim_get(&self, me: u32) -> Option<Claim> {
+        match self.look_get(me) {
+            Look::Claimed(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -541,9 +564,10 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
                 return Err(WouldBlock);
             }
             if !blocked {
-                // Nobody will wake us for this: look again (and after a while, at the owner).
+                // Nobody will wake us for this: look again (at the owner now, and again every
+                // 64 looks: a claimer between two steps is gone in nanoseconds, unless dead).
                 busy_looks += 1;
-                if busy_looks % 64 == 0 {
+                if busy_looks % 64 == 1 {
                     check_owner = true;
                     out_of_time = owners.expired(deadline);
                 }
@@ -609,8 +633,11 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
                 || s == seq(prev, HOLE)
                 || s == seq(prev, EMPTY)
         } else {
+            let prev = self.minus_lap(p);
             ((s == seq(p, FULL) || s == seq(p, HOLE)) && owner & (PUT | RECOVER) != 0)
                 || s == seq(p, EMPTY)
+                || s == seq(prev, FULL)
+                || s == seq(prev, HOLE)
         }
     }
 
@@ -634,6 +661,16 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
             return Recovered::Nothing;
         }
         let slot = self.slots.slot(index);
+        if !adopt && role == GET {
+            // An orphan is for a consumer to adopt: leave it without touching its owner (a
+            // borrowed owner would make a consumer that looks now take it for a live one).
+            // The dead owner is frozen, and nobody changes `seq` without claiming the owner
+            // first, so what we read is what a claim would find.
+            let s = slot.seq.load(Acquire);
+            if phase(s) == FULL && self.head.load(Acquire) != position(s) {
+                return Recovered::Nothing;
+            }
+        }
         // From the exact dead value: one recoverer wins; the dead process cannot change
         // anything any more, and nobody else moves `tail`/`head` from this slot's position.
         if slot
@@ -663,8 +700,10 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
                 slot.owner.store(me | GET, Relaxed);
                 return Recovered::Adopted(Claim { index, pos: p });
             } else {
-                // Leave it to a consumer, as the dead owner (ours was only a loan).
+                // It became an orphan after the check above (`head` moved on meanwhile):
+                // give it back to the dead owner, and wake the consumers to adopt it.
                 slot.owner.store(seen, Release);
+                wake(self.get_sleepers, self.not_empty);
                 return Recovered::Nothing;
             }
         }

@@ -326,7 +326,7 @@ fn kill_soak_accounts_for_every_item() {
     let start = Instant::now();
 
     let mut next_id = 0;
-    let mut producer = |next_id: &mut usize| {
+    let producer = |next_id: &mut usize| {
         let id = *next_id;
         *next_id += 1;
         assert!(id < MAX_PRODUCERS);
