@@ -115,7 +115,12 @@ const PHASE: u32 = 3;
 /// `position << 2 | phase` fits a word and `position % capacity` is the slot across the wrap).
 #[inline]
 pub const fn wrap(capacity: u32) -> u32 {
-    (1 << 30) / capacity * capacity
+    if capacity.is_power_of_two() {
+        // The same value, without a division on the fast path.
+        1 << 30
+    } else {
+        (1 << 30) / capacity * capacity
+    }
 }
 
 /// The `seq` of position `p` in `phase`.
@@ -246,7 +251,11 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
 
     #[inline]
     fn index(&self, p: u32) -> u32 {
-        p % self.capacity
+        if self.capacity.is_power_of_two() {
+            p & (self.capacity - 1)
+        } else {
+            p % self.capacity
+        }
     }
 
     /// Items in the queue now (a snapshot: claimed positions count), at most the capacity.
