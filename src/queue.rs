@@ -7,7 +7,7 @@ use crate::protocol::queue::{self as proto, Claim, MAX_CAPACITY, Slot, Slots};
 use crate::protocol::{Block, Word};
 use crate::region::layout::queue::{
     CAPACITY, GET_SLEEPERS, HEAD, MAX_LEN, MESSAGE, NOT_EMPTY, NOT_FULL, PUT_SLEEPERS, SLOT_ITEM,
-    SLOT_OWNER, SLOT_SEQ, STRIDE, TAIL,
+    SLOT_LINE, SLOT_OWNER, SLOT_SEQ, STRIDE, TAIL,
 };
 use crate::region::{DEATH_CHECK_INTERVAL, Hold, Kind, Object, Region, Spec};
 use crate::sys::FutexWord;
@@ -565,11 +565,13 @@ impl<V: fmt::Debug> fmt::Debug for QueueGuard<'_, V> {
 }
 
 /// The slot geometry of items of `size` bytes aligned to `align`: (item offset, stride, slot
-/// alignment).
+/// alignment). Slots take whole cache lines ([`SLOT_LINE`]).
 fn geometry(size: usize, align: usize) -> (usize, usize, usize) {
     let slot_align = align.max(8);
     let item = SLOT_ITEM.next_multiple_of(align);
-    let stride = (item + size).next_multiple_of(slot_align);
+    let stride = (item + size)
+        .next_multiple_of(slot_align)
+        .next_multiple_of(SLOT_LINE);
     (item, stride, slot_align)
 }
 

@@ -532,13 +532,18 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
         let mut out_of_time = false;
         let mut spun = 0u32;
         let mut busy_looks = 0u32;
-        let budget = ticket.spin_budget().min(W::SPIN_LIMIT);
+        let mut budget = ticket.spin_budget().min(W::SPIN_LIMIT);
         loop {
             let look = if put {
                 self.look_put(me)
             } else {
                 self.look_get(me)
             };
+            if spun > 0 && !matches!(look, Look::Blocked { .. }) {
+                // The spin saw the other side move: it paid off (feedback for the budget).
+                ticket.spin_ended(true, spun);
+                spun = 0;
+            }
             let (index, owner, blocked) = match look {
                 Look::Claimed(c) => return Ok(c),
                 Look::Moved => continue,
@@ -584,13 +589,18 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
                 continue;
             }
             if spun < budget {
-                let pause = (budget - spun).min(16);
+                // Exponentially growing pauses between looks, as the mutex's spin.
+                let pause = (budget - spun).min(spun.clamp(4, 256));
                 ticket.spin_pause(pause);
                 spun += pause;
                 continue;
             }
+            if spun > 0 {
+                ticket.spin_ended(false, spun);
+            }
             let outcome = self.sleep(sleepers, ticket, put, owners.slice_end(deadline));
             spun = 0;
+            budget = ticket.spin_budget().min(W::SPIN_LIMIT);
             if outcome == WaitOutcome::TimedOut {
                 check_owner = true;
                 scan = !put;
