@@ -80,6 +80,13 @@
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
 /// The format version this build reads and writes.
+///
+/// Still 1 after the queue kinds (tags 13 and 14) were added: that was a pure addition (no byte
+/// of an existing kind moved), so every region an older build wrote is one this build reads
+/// and uses as it is, and a bump would only have made those files unreadable. The price: an
+/// older build that meets a queue's entry (looking up that name, or listing the directory)
+/// reports it as `Corrupt` ("unknown kind 13") rather than `VersionMismatch`; it can still use
+/// every other object of such a region.
 pub const VERSION: u32 = 1;
 /// The padding unit: objects start on, and are padded to, multiples of it, so no two objects
 /// share a cache line (128 bytes covers the adjacent-line prefetcher of x86-64, as
