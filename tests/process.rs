@@ -54,10 +54,10 @@ fn panics(message: String) {
 static PANICS: Entry<String> = Entry::new("panics", panics);
 
 fn nothing(_: ()) {}
+/// Jobs, results, a log, and how many jobs.
+type Work = (Queue<u64>, Queue<u64>, ByteQueue, u64);
 /// Takes `n` items from `jobs`, puts each doubled into `results` and a message into `log`.
-fn double(
-    (jobs, results, log, n): (Queue<u64>, Queue<u64>, ByteQueue, u64),
-) -> shmsync::Result<()> {
+fn double((jobs, results, log, n): Work) -> shmsync::Result<()> {
     for _ in 0..n {
         let x = jobs.get(true, Some(Duration::from_secs(30)))?;
         results.put(2 * x, true, None)?;
@@ -65,8 +65,7 @@ fn double(
     }
     Ok(())
 }
-static DOUBLE: Entry<(Queue<u64>, Queue<u64>, ByteQueue, u64), shmsync::Result<()>> =
-    Entry::new("double", double);
+static DOUBLE: Entry<Work, shmsync::Result<()>> = Entry::new("double", double);
 
 /// Deliberately missing from `run_if_spawned`'s list.
 static UNLISTED: Entry<()> = Entry::new("unlisted", nothing);
