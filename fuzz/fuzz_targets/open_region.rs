@@ -357,11 +357,21 @@ fn open_listed(region: &Region, info: &ObjectInfo) {
                 (Kind::Value, _) => report(region.value::<u8>(name, 0).map(|v| use_value_int(&v))),
                 (Kind::Queue, _) => report(region.queue::<u8>(name, len).map(|q| use_queue(&q))),
                 (Kind::ByteQueue, _) => {
-                    // The message limit is not listed: guess it from the object's size (a
-                    // wrong guess must be refused as a mismatch).
-                    let stride = info.bytes.saturating_sub(640) / len.max(1);
-                    let max_len = stride.saturating_sub(12);
-                    report(region.byte_queue(name, len, max_len).map(|q| use_byte_queue(&q)))
+                    // The message limit is not listed: try the limits whose 64-byte slots fit
+                    // the object's size (every wrong one must be refused: a mismatch of the
+                    // slot size, or a header that disagrees).
+                    let widest = (info.bytes.saturating_sub(640) / len.max(1)) / 64 * 64;
+                    let limits = (widest.saturating_sub(64 + 12 + 63)..=widest.saturating_sub(12))
+                        .rev();
+                    for max_len in limits {
+                        match region.byte_queue(name, len, max_len) {
+                            Ok(q) => {
+                                use_byte_queue(&q);
+                                break;
+                            }
+                            Err(e) => report::<()>(Err(e)),
+                        }
+                    }
                 }
                 (Kind::RawValue, _) => report(region.raw_value::<u8>(name, 0).map(|r| use_raw_value(&r))),
                 _ => {}
