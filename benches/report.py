@@ -557,8 +557,9 @@ def render_queue(q, w):
         w(f"| {text} | {r:.2f}× | {'met' if r >= bound else '**missed**'} |")
     w("")
     w("The ratios move with the machine's load (the consumer and producer share their CPUs with "
-      "whatever else runs); the range columns show how much. Slots take a 64-byte cache line "
-      "each: with crossbeam's 16-byte packing, the same bench measured about 4 M items/s.")
+      "whatever else runs); the range columns show how much. The queue's slots take a 64-byte "
+      "cache line each (`SLOT_LINE` in `src/region/layout.rs` says what 16-byte slots, "
+      "crossbeam's packing, measured).")
     w("")
 
 
