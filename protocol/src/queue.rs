@@ -84,7 +84,14 @@
 //! or the sleeper's re-check comes after the swap and sees the slot changed (store-load
 //! ordering on both sides, as in [`semaphore`](super::semaphore)). Sleeps are slices
 //! ([`Owners::slice_end`]); after a slice ends the sleeper checks the slot's owner for death.
-//! Before sleeping a waiter spins for the ticket word's [`Word::spin_budget`].
+//! Before sleeping a waiter spins for the ticket word's [`Word::spin_budget`] (with growing
+//! pauses, and tells the word whether the spin paid off).
+//!
+//! A wake wakes every sleeper of that side (a put frees one slot's worth of work, but a woken
+//! waiter that then gives up, at its deadline, must not strand another): with many sleepers on
+//! one side, each state change they wait for costs a herd of wake-ups. A sleeper killed in its
+//! sleep leaves its side's count one too high, which costs the other side a needless wake call
+//! per operation until another sleeper leaves, and nothing else.
 
 use super::Block;
 use super::mutex::{Owners, TOKEN_MASK};

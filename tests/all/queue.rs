@@ -11,6 +11,7 @@ pub fn role(name: &str) -> Option<fn() -> shmsync::Result<()>> {
         "queue_producer" => child_producer,
         "queue_consumer" => child_consumer,
         "queue_guard_holder" => child_guard_holder,
+        "byte_queue_guard_holder" => child_byte_guard_holder,
         _ => return None,
     })
 }
@@ -218,6 +219,40 @@ pub fn child_guard_holder() -> shmsync::Result<()> {
     holding.store(*item + 1);
     std::thread::sleep(Duration::from_secs(120));
     Ok(())
+}
+
+/// Takes one message of "b" with a guard, says so in "holding", and sleeps until killed.
+pub fn child_byte_guard_holder() -> shmsync::Result<()> {
+    let region = Region::open(child_path())?;
+    let q = region.byte_queue("b", 4, 16)?;
+    let holding = region.raw_value::<u64>("holding", 0)?;
+    let message = q.get_guard(true, None)?;
+    holding.store(message.len() as u64);
+    std::thread::sleep(Duration::from_secs(120));
+    Ok(())
+}
+
+#[test]
+fn get_nowait_finds_the_message_of_a_killed_guard_holder() {
+    let shm = ShmName::new("queue-byte-guard-kill");
+    let region = Region::create(shm.path(), BIG).unwrap();
+    let q = region.byte_queue("b", 4, 16).unwrap();
+    let holding = region.raw_value::<u64>("holding", 0).unwrap();
+    q.put_nowait(b"precious").unwrap();
+    let holder = spawn("byte_queue_guard_holder", &shm.path(), &[]);
+    wait_until("the helper holds the message", || holding.load() != 0);
+    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    holder.kill();
+    // A single try looks for orphans at most once per death-check interval: retry.
+    let mut again = Err(Error::Empty);
+    wait_until("a single try finds the orphan", || {
+        again = q.get_nowait();
+        again.is_ok()
+    });
+    assert_eq!(again.unwrap(), b"precious");
+    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    q.put_nowait(b"next").unwrap();
+    assert_eq!(q.get_nowait().unwrap(), b"next");
 }
 
 #[test]
