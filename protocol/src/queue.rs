@@ -90,8 +90,9 @@
 //! A wake wakes every sleeper of that side (a put frees one slot's worth of work, but a woken
 //! waiter that then gives up, at its deadline, must not strand another): with many sleepers on
 //! one side, each state change they wait for costs a herd of wake-ups. A sleeper killed in its
-//! sleep leaves its side's count one too high, which costs the other side a needless wake call
-//! per operation until another sleeper leaves, and nothing else.
+//! sleep leaves its side's count one too high for good (each sleeper takes back only its own
+//! count): every later operation of the other side then makes a wake call, a system call, that
+//! wakes nobody. Correct, but slower (as with the semaphore's `sleepers`).
 
 use super::Block;
 use super::mutex::{Owners, TOKEN_MASK};
