@@ -80,7 +80,8 @@
 //! A consumer sleeps on `not_empty`, a producer on `not_full`, each counted in its side's
 //! `sleepers` word first (SeqCst), then re-checking the slot it waits for. The other side's
 //! step 5 is a SeqCst swap of `owner` followed by a SeqCst read of those sleepers: either that
-//! read sees the sleeper (which is then woken: the ticket is bumped and every sleeper woken),
+//! read sees the sleeper (which is then woken: the count is taken, the ticket bumped and every
+//! sleeper woken),
 //! or the sleeper's re-check comes after the swap and sees the slot changed (store-load
 //! ordering on both sides, as in [`semaphore`](super::semaphore)). Sleeps are slices
 //! ([`Owners::slice_end`]); after a slice ends the sleeper checks the slot's owner for death.
@@ -89,10 +90,12 @@
 //!
 //! A wake wakes every sleeper of that side (a put frees one slot's worth of work, but a woken
 //! waiter that then gives up, at its deadline, must not strand another): with many sleepers on
-//! one side, each state change they wait for costs a herd of wake-ups. A sleeper killed in its
-//! sleep leaves its side's count one too high for good (each sleeper takes back only its own
-//! count): every later operation of the other side then makes a wake call, a system call, that
-//! wakes nobody. Correct, but slower (as with the semaphore's `sleepers`).
+//! one side, each state change they wait for costs a herd of wake-ups. A sleeper never takes
+//! its own count back: the waker takes the whole count (a swap to 0) and wakes everyone, and a
+//! sleeper counts itself again before each sleep. So the count of a sleeper that left without a
+//! wake (timed out, or saw the change first, or was killed asleep) costs the other side one
+//! needless wake call, not one per operation for good (as the semaphore's `sleepers` does). A
+//! count that wraps to 0 (2³² sleeps without a wake) could delay a sleeper by one slice.
 
 use super::Block;
 use super::mutex::{Owners, TOKEN_MASK};
@@ -632,13 +635,14 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
         // `owner` and read of `sleepers` (see the module docs).
         sleepers.fetch_add(1, SeqCst);
         let seen = ticket.load(SeqCst);
-        let outcome = if self.still_blocked(put) {
+        // No decrement afterwards: the waker takes the whole count (see `wake`), so the count of
+        // a sleeper that left without a wake (a timeout, a change seen first, or its death)
+        // costs at most one needless wake call, never one per operation for good.
+        if self.still_blocked(put) {
             ticket.wait(seen, until)
         } else {
             WaitOutcome::ValueChanged
-        };
-        sleepers.fetch_sub(1, Relaxed);
-        outcome
+        }
     }
 
     /// Whether the next position of our side still waits for the other side.
@@ -760,11 +764,13 @@ impl<W: Word, S: Slots<W = W>> Queue<'_, W, S> {
     }
 }
 
-/// After a state change the other side may wait for: wakes its sleepers if any.
+/// After a state change the other side may wait for: wakes its sleepers if any, taking their
+/// count (each sleeper counts itself again before its next sleep).
 #[inline]
 fn wake<W: Word>(sleepers: &W, ticket: &W) {
-    // SeqCst: after the caller's SeqCst swap of `owner` (see the module docs).
-    if sleepers.load(SeqCst) != 0 {
+    // SeqCst: after the caller's SeqCst swap of `owner` (see the module docs). The plain load
+    // keeps the usual case (nobody asleep) free of a read-modify-write on a shared line.
+    if sleepers.load(SeqCst) != 0 && sleepers.swap(0, SeqCst) != 0 {
         ticket.fetch_add(1, Release);
         ticket.wake_all();
     }
