@@ -16,11 +16,11 @@ pub fn role(name: &str) -> Option<fn() -> shmsync::Result<()>> {
     })
 }
 
-const BIG: usize = 1 << 20;
+const BIG: usize = 1 << 23;
 /// Producer ids in a soak (each replacement of a killed producer takes a fresh one).
 const MAX_PRODUCERS: usize = 64;
 /// Items each producer puts.
-const ITEMS: usize = 3000;
+const ITEMS: usize = 20_000;
 const CAPACITY: usize = 16;
 
 fn tag(producer: usize, seq: usize) -> u64 {
@@ -169,10 +169,18 @@ pub fn child_producer() -> shmsync::Result<()> {
     let items: usize = arg("items");
     let attempt = region.raw_array::<u32>("attempt", &[0; MAX_PRODUCERS])?;
     let done = region.raw_array::<u32>("done", &[0; MAX_PRODUCERS])?;
+    let pause: u64 = arg("pause_us");
     for seq in 0..items {
         attempt.store(id, seq as u32 + 1);
         q.put(tag(id, seq), true, None)?;
         done.store(id, seq as u32 + 1);
+        if pause > 0 && seq % 16 == 15 {
+            // Busy, not asleep: a soak's kills should find producers running, often in `put`.
+            let until = Instant::now() + Duration::from_micros(pause);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
     }
     Ok(())
 }
@@ -272,7 +280,7 @@ fn producers_and_consumers_in_processes_deliver_every_item_once() {
             spawn(
                 "queue_producer",
                 &shm.path(),
-                &[("id", &id), ("items", &ITEMS)],
+                &[("id", &id), ("items", &ITEMS), ("pause_us", &0)],
             )
         })
         .collect();
@@ -346,7 +354,7 @@ fn kill_soak_accounts_for_every_item() {
     eprintln!("kill soak seed {seed} (SHMSYNC_SOAK_SEED reproduces the choices)");
     let mut rng = Rng(seed);
     let shm = ShmName::new("queue-soak");
-    let region = Region::create(shm.path(), 1 << 21).unwrap();
+    let region = Region::create(shm.path(), 1 << 23).unwrap();
     let q = region.queue::<u64>("q", CAPACITY).unwrap();
     let counts = region
         .raw_array::<u32>("counts", &vec![0; MAX_PRODUCERS * ITEMS])
@@ -370,7 +378,7 @@ fn kill_soak_accounts_for_every_item() {
             spawn(
                 "queue_producer",
                 &shm.path(),
-                &[("id", &id), ("items", &ITEMS)],
+                &[("id", &id), ("items", &ITEMS), ("pause_us", &20)],
             ),
         )
     };
