@@ -7,7 +7,13 @@ Prints one JSON object on stdout (and writes it to the file given with --out):
 - loop_overhead_ns: median ns of the empty `for` loop the two include (not subtracted);
 - contended_value_two_cpus_mops: two processes, pinned to two CPUs when possible, each doing
   `with v.get_lock(): v.value += 1` on one shared Value('q'): increments of both per second
-  (median of 5 runs), from the first start to the last finish.
+  (median of 5 runs), from the first start to the last finish;
+- queue_items_per_s: one producer and one consumer process (pinned to two CPUs when possible)
+  passing ints through a multiprocessing.Queue(1024): items per second from the first put to
+  the consumer's last get (median of 5 runs);
+- queue_round_trip_us: one item there and back through two such queues (median over rounds).
+
+`--queue-only` measures the two queue figures alone (for benches/queue.rs, which runs it).
 
 Each figure is the median over several repeats of a timed loop; the single-process loops are
 timed with the thread's CPU clock (time.thread_time_ns), like the Rust single-thread benchmarks,
@@ -120,12 +126,101 @@ def bench_contended(n, runs):
     return rates, pinned
 
 
+def _pin(cpu):
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            pass
+
+
+def _queue_consumer(q, cpu, n, ready, done):
+    _pin(cpu)
+    ready.release()
+    get = q.get
+    for _ in range(n):
+        get()
+    done.put(time.perf_counter_ns())
+
+
+def _placement():
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = []
+    return [cpus[0], cpus[1]] if len(cpus) >= 2 else [None, None]
+
+
+def bench_queue(n, runs):
+    """Items per second through a multiprocessing.Queue between two processes."""
+    ctx = mp.get_context("fork")
+    placement = _placement()
+    rates = []
+    for _ in range(runs):
+        q = ctx.Queue(1024)
+        ready = ctx.Semaphore(0)
+        done = ctx.Queue()
+        consumer = ctx.Process(target=_queue_consumer, args=(q, placement[1], n, ready, done))
+        consumer.start()
+        _pin(placement[0])
+        ready.acquire()
+        put = q.put
+        t0 = time.perf_counter_ns()
+        for i in range(n):
+            put(i)
+        t1 = done.get(timeout=300)
+        consumer.join(timeout=60)
+        rates.append(n / ((t1 - t0) / 1e9))
+    return rates
+
+
+def _echo(a, b, cpu, n):
+    _pin(cpu)
+    for _ in range(n):
+        b.put(a.get())
+
+
+def bench_queue_round_trip(n):
+    """Microseconds per item sent through one Queue and back through another."""
+    ctx = mp.get_context("fork")
+    placement = _placement()
+    a, b = ctx.Queue(1024), ctx.Queue(1024)
+    echo = ctx.Process(target=_echo, args=(a, b, placement[1], n + 100))
+    echo.start()
+    _pin(placement[0])
+    for i in range(100):
+        a.put(i)
+        b.get()
+    samples = []
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        a.put(i)
+        b.get()
+        samples.append((time.perf_counter_ns() - t0) / 1e3)
+    echo.join(timeout=60)
+    return samples
+
+
+def queue_figures(scale):
+    rates = bench_queue(200_000 // scale, 5)
+    rt = bench_queue_round_trip(5_000 // scale)
+    return {
+        "queue_items_per_s": statistics.median(rates),
+        "queue_items_per_s_range": (min(rates), max(rates)),
+        "queue_round_trip_us": statistics.median(rt),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="also write the JSON object to this file")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
+    parser.add_argument("--queue-only", action="store_true", help="only the queue figures")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    if args.queue_only:
+        print(json.dumps(queue_figures(scale)))
+        return
     repeats = 7
     loop_ns, loop_range = per_op_ns(empty_loop, 2_000_000 // scale, repeats)
     lock_ns, lock_range = bench_lock(1_000_000 // scale, repeats)
@@ -144,6 +239,7 @@ def main():
         "contended_value_two_cpus_mops": statistics.median(rates),
         "contended_value_two_cpus_mops_range": (min(rates), max(rates)),
         "contended_pinned": pinned,
+        **queue_figures(scale),
     }
     text = json.dumps(result)
     print(text)

@@ -3,12 +3,16 @@
 
     python3 benches/report.py            # run everything (about 4 minutes), write the report
     python3 benches/report.py --render   # re-render BENCHMARKS.md from the last run's results
+    python3 benches/report.py --queue-only   # run only the queue bench, keep the rest
 
 What it runs, in order:
 1. `cargo bench --bench locks` (criterion: shmsync and the alternatives side by side), with
    SHMSYNC_BENCH_EXTRA set so the two-process benchmarks record their joint throughput;
 2. `cargo bench --bench memory` (bytes per object and region overhead, from Region::free_bytes);
-3. `benches/python_bench.py` (Python multiprocessing's Lock and Value), with this interpreter.
+3. `cargo bench --bench queue` (the queue against a socketpair, a pipe, crossbeam's ArrayQueue
+   and Python's multiprocessing.Queue, one run of its own);
+4. `benches/python_bench.py` (Python multiprocessing's Lock, Value and Queue), with this
+   interpreter.
 
 It then reads the medians criterion wrote in this run (target/criterion/**/new/estimates.json,
 only files written after the run started), keeps everything measured in
@@ -224,7 +228,8 @@ def run_all(args):
 
     # Build first, so that the criterion run's start time excludes compilation.
     build_started = time.time()
-    run_streaming(["cargo", "bench", "--bench", "locks", "--bench", "memory", "--no-run"], env,
+    run_streaming(["cargo", "bench", "--bench", "locks", "--bench", "memory", "--bench", "queue",
+                   "--no-run"], env,
                   work / "build.log", lambda l: "error" in l or "warning" in l)
     build_secs = time.time() - build_started
 
@@ -242,6 +247,8 @@ def run_all(args):
 
     run_streaming(["cargo", "bench", "--bench", "memory"], env, work / "memory.log",
                   lambda l: False)
+
+    queue = run_queue_bench(env, work)
 
     python = None
     py_secs = None
@@ -292,11 +299,32 @@ def run_all(args):
         "memory": json.loads(memory_path.read_text()),
         "python": python,
         "python_module": python_module,
+        "queue": queue,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     log(f"results kept in {RESULTS_JSON.relative_to(ROOT)}")
     return results
+
+
+def run_queue_bench(env, work):
+    """`cargo bench --bench queue`: the queue and its alternatives, one run (it runs Python's
+    multiprocessing.Queue itself, through python_bench.py --queue-only)."""
+    out = work / "queue.json"
+    if out.exists():
+        out.unlink()
+    env = dict(env)
+    env["SHMSYNC_QUEUE_BENCH_OUT"] = str(out)
+    load_before = loadavg()
+    started = time.time()
+    run_streaming(["cargo", "bench", "--bench", "queue"], env, work / "queue.log",
+                  lambda l: l.startswith("|") or l.startswith("shmsync_queue /"))
+    queue = json.loads(out.read_text())
+    queue["generated_utc"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    queue["load_before"] = load_before
+    queue["load_after"] = loadavg()
+    queue["wall_s"] = round(time.time() - started, 1)
+    return queue
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,6 +517,63 @@ def svg_bars(path, title, subtitle, rows, series, unit, log_scale):
 
 # ---------------------------------------------------------------------------------------------
 # The report
+
+
+def render_queue(q, w):
+    """The queue section (issue 15), from `cargo bench --bench queue`."""
+    if not q:
+        return
+    c = q["cases"]
+    shm = c["shmsync_queue"]["items_per_s"]
+    w("## Queue: one producer and one consumer process")
+    w("")
+    w(f"From `cargo bench --bench queue`, {q['generated_utc']}, load average "
+      f"{' '.join(q['load_before'])} before / {' '.join(q['load_after'])} after, "
+      f"{q['wall_s']:.0f} s. Producer and consumer "
+      + ("pinned to two CPUs" if q["pinned"] else "not pinned (fewer than two CPUs)")
+      + f"; `u64` items; every case once per round, {q['rounds']} rounds interleaved, the "
+      "median over rounds (range: min – max). Items/s: from the producer's first put until "
+      "the consumer has the last item. Round trip: one item there (one queue) and back "
+      "(another), the median over 20 000 trips. Python's figures are the median of 5 runs of "
+      "`benches/python_bench.py --queue-only`, started in the middle of the rounds.")
+    w("")
+    w("| case | items/s | range | round trip | shmsync_queue is |")
+    w("|---|---|---|---|---|")
+    names = {
+        "shmsync_queue": "shmsync `Queue<u64>` (1024 slots), two processes",
+        "shmsync_byte_queue": "shmsync `ByteQueue` (1024 slots, 8-byte messages), two processes",
+        "crossbeam_array_queue": "crossbeam `ArrayQueue<u64>` (1024), two threads, spinning",
+        "socketpair": "Unix stream socketpair, 8-byte write / read per item",
+        "pipe": "pipe, 8-byte write / read per item",
+        "python_mp_queue": "Python `multiprocessing.Queue(1024)` of ints",
+    }
+    for key, label in names.items():
+        if key not in c:
+            continue
+        v = c[key]
+        rng = (f"{v['min'] / 1e6:.2f} – {v['max'] / 1e6:.2f} M" if "min" in v else "—")
+        rt = f"{v['round_trip_us']:.2f} µs" if "round_trip_us" in v else "—"
+        ratio = "—" if key == "shmsync_queue" else f"{shm / v['items_per_s']:.2f}×"
+        w(f"| {label} | {v['items_per_s'] / 1e6:.3f} M | {rng} | {rt} | {ratio} |")
+    w("")
+    targets = [("≥ 100× Python's `multiprocessing.Queue`", "python_mp_queue", 100.0),
+               ("≥ 5× a socketpair", "socketpair", 5.0),
+               ("≥ 5× a pipe", "pipe", 5.0),
+               ("within 2× of crossbeam's `ArrayQueue` (≥ 0.5×)", "crossbeam_array_queue", 0.5)]
+    w("| target (issue 15) | measured | |")
+    w("|---|---|---|")
+    for text, key, bound in targets:
+        if key not in c:
+            w(f"| {text} | not measured | |")
+            continue
+        r = shm / c[key]["items_per_s"]
+        w(f"| {text} | {r:.2f}× | {'met' if r >= bound else '**missed**'} |")
+    w("")
+    w("The ratios move with the machine's load (the consumer and producer share their CPUs with "
+      "whatever else runs); the range columns show how much. The queue's slots take a 64-byte "
+      "cache line each (`SLOT_LINE` in `src/region/layout.rs` says what 16-byte slots, "
+      "crossbeam's packing, measured).")
+    w("")
 
 
 def render(data):
@@ -779,6 +864,8 @@ def render(data):
     w("")
 
     # Lookup -----------------------------------------------------------------------------------------
+    render_queue(data.get("queue"), w)
+
     w("## Region: name lookup and open")
     w("")
     w("| operation | median |")
@@ -1398,9 +1485,17 @@ def main():
     ap.add_argument("--no-python", action="store_true", help="skip the Python benchmark")
     ap.add_argument("--quick-python", action="store_true", help="fewer Python iterations")
     ap.add_argument("--filter", help="criterion filter for `cargo bench --bench locks` (a regex)")
+    ap.add_argument("--queue-only", action="store_true",
+                    help="run only `cargo bench --bench queue`, keep the other results")
     args = ap.parse_args()
     if args.render:
         data = json.loads(RESULTS_JSON.read_text())
+    elif args.queue_only:
+        data = json.loads(RESULTS_JSON.read_text())
+        work = target_dir() / "shmsync-bench"
+        work.mkdir(parents=True, exist_ok=True)
+        data["queue"] = run_queue_bench(dict(os.environ), work)
+        RESULTS_JSON.write_text(json.dumps(data, indent=1) + "\n")
     else:
         data = run_all(args)
     render(data)

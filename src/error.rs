@@ -174,8 +174,22 @@ pub enum Error {
     /// waiter's death detected by timeout) before its round completed (from
     /// [`BrokenBarrier`](crate::BrokenBarrier)).
     BrokenBarrier,
-    /// An argument out of its range (a barrier of 0 parties, a semaphore value too large).
+    /// An argument out of its range (a barrier of 0 parties, a semaphore value too large, a
+    /// queue of capacity 0).
     InvalidArgument(String),
+    /// A [`Queue`](crate::Queue) stayed full until the deadline (or at a single try): Python's
+    /// `queue.Full`.
+    Full,
+    /// A [`Queue`](crate::Queue) stayed empty until the deadline (or at a single try): Python's
+    /// `queue.Empty`.
+    Empty,
+    /// A message longer than its [`ByteQueue`](crate::ByteQueue)'s limit; nothing was put.
+    MessageTooLong {
+        /// The message's length.
+        len: usize,
+        /// The queue's limit.
+        max: usize,
+    },
     /// [`Process::fork`](crate::Process::fork) in a process with more than one thread: a
     /// forked child of a threaded program may deadlock (use
     /// [`Process::spawn`](crate::Process::spawn)).
@@ -312,6 +326,12 @@ impl fmt::Display for Error {
             ),
             Error::BrokenBarrier => write!(f, "the barrier is broken"),
             Error::InvalidArgument(why) => write!(f, "invalid argument: {why}"),
+            Error::Full => write!(f, "the queue is full"),
+            Error::Empty => write!(f, "the queue is empty"),
+            Error::MessageTooLong { len, max } => write!(
+                f,
+                "a message of {len} bytes is longer than the queue's limit of {max} bytes"
+            ),
             Error::Threaded { threads } => write!(
                 f,
                 "cannot fork a process that has {threads} threads: the child could deadlock on \

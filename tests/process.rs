@@ -7,7 +7,8 @@
 //! other on the main thread; an argument that does not start with `-` filters them by name.
 
 use shmsync::{
-    Entry, Error, Event, Lock, LockError, Process, REGION_FD_VAR, Region, Value, run_if_spawned,
+    ByteQueue, Entry, Error, Event, Lock, LockError, Process, Queue, REGION_FD_VAR, Region, Value,
+    run_if_spawned,
 };
 use std::fs;
 use std::io::Write;
@@ -53,6 +54,19 @@ fn panics(message: String) {
 static PANICS: Entry<String> = Entry::new("panics", panics);
 
 fn nothing(_: ()) {}
+/// Jobs, results, a log, and how many jobs.
+type Work = (Queue<u64>, Queue<u64>, ByteQueue, u64);
+/// Takes `n` items from `jobs`, puts each doubled into `results` and a message into `log`.
+fn double((jobs, results, log, n): Work) -> shmsync::Result<()> {
+    for _ in 0..n {
+        let x = jobs.get(true, Some(Duration::from_secs(30)))?;
+        results.put(2 * x, true, None)?;
+        log.put(format!("doubled {x}").as_bytes(), true, None)?;
+    }
+    Ok(())
+}
+static DOUBLE: Entry<Work, shmsync::Result<()>> = Entry::new("double", double);
+
 /// Deliberately missing from `run_if_spawned`'s list.
 static UNLISTED: Entry<()> = Entry::new("unlisted", nothing);
 
@@ -60,7 +74,7 @@ static UNLISTED: Entry<()> = Entry::new("unlisted", nothing);
 const ROLE_VAR: &str = "SHMSYNC_PROCESS_TEST_ROLE";
 
 fn main() {
-    run_if_spawned(&[&ADD, &ADD_BOTH, &HOLD, &EXIT_WITH, &PANICS]);
+    run_if_spawned(&[&ADD, &ADD_BOTH, &HOLD, &EXIT_WITH, &PANICS, &DOUBLE]);
     if let Ok(role) = std::env::var(ROLE_VAR) {
         std::process::exit(command_role(&role));
     }
@@ -88,6 +102,10 @@ fn main() {
         (
             "spawn_passes_anonymous_and_named_regions",
             spawn_passes_anonymous_and_named_regions,
+        ),
+        (
+            "spawn_passes_queues_to_a_worker",
+            spawn_passes_queues_to_a_worker,
         ),
         (
             "spawn_reports_exit_codes_and_panics",
@@ -484,4 +502,25 @@ fn bad_descriptors_are_clear_errors() {
         assert_eq!(output.status.code(), Some(3), "{stderr}");
         assert!(stderr.contains(expected), "{value}: {stderr}");
     }
+}
+
+/// A worker started with `spawn` gets its queues by name (anonymous region: by descriptor).
+fn spawn_passes_queues_to_a_worker() {
+    let region = Region::anonymous(1 << 20).unwrap();
+    let jobs = region.queue::<u64>("jobs", 4).unwrap();
+    let results = region.queue::<u64>("results", 4).unwrap();
+    let log = region.byte_queue("log", 4, 32).unwrap();
+    let worker = Process::spawn(&DOUBLE, (jobs.clone(), results.clone(), log.clone(), 10)).unwrap();
+    for x in 0..10 {
+        jobs.put(x, true, None).unwrap();
+        assert_eq!(
+            results.get(true, Some(Duration::from_secs(30))).unwrap(),
+            2 * x
+        );
+        assert_eq!(
+            log.get(true, Some(Duration::from_secs(30))).unwrap(),
+            format!("doubled {x}").as_bytes()
+        );
+    }
+    assert_eq!(worker.join(Some(Duration::from_secs(30))).unwrap(), Some(0));
 }

@@ -188,6 +188,21 @@ pub fn state_text(state: &State) -> String {
             }
             s
         }
+        State::Queue {
+            capacity,
+            items,
+            producers_asleep,
+            consumers_asleep,
+        } => {
+            let mut s = format!("{items} of {capacity} items");
+            if *producers_asleep > 0 {
+                s.push_str(&format!(", {producers_asleep} producers waiting"));
+            }
+            if *consumers_asleep > 0 {
+                s.push_str(&format!(", {consumers_asleep} consumers waiting"));
+            }
+            s
+        }
         _ => "(a kind this build cannot show)".to_string(),
     }
 }
@@ -410,6 +425,17 @@ fn state_json(state: &State) -> Json {
             "poisoned": poisoned,
             "broken": broken,
             "holders": holds_json(holders),
+        }),
+        State::Queue {
+            capacity,
+            items,
+            producers_asleep,
+            consumers_asleep,
+        } => json!({
+            "capacity": capacity,
+            "items": items,
+            "producers_asleep": producers_asleep,
+            "consumers_asleep": consumers_asleep,
         }),
         _ => json!({}),
     }

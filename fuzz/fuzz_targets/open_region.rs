@@ -204,6 +204,36 @@ fn use_condition(cond: &shmsync::Condition) {
     }
 }
 
+/// Puts and gets without blocking on a queue whose words and slots may be anything: every
+/// call returns (never blocks: single tries), and nothing panics.
+fn use_queue<T: shmsync::Pod>(q: &shmsync::Queue<T>) {
+    let _ = format!("{q:?}");
+    let _ = (q.qsize(), q.empty(), q.full(), q.capacity());
+    assert!(q.qsize() <= q.capacity(), "more items than slots");
+    let _ = q.put_nowait(T::zeroed());
+    let _ = q.get_nowait();
+    if let Ok(guard) = q.get_guard(false, None) {
+        let _ = *guard;
+    }
+    let _ = q.put(T::zeroed(), true, Some(Duration::ZERO));
+}
+
+fn use_byte_queue(q: &shmsync::ByteQueue) {
+    let _ = format!("{q:?}");
+    let _ = (q.qsize(), q.empty(), q.full(), q.max_len());
+    let _ = q.put_nowait(&[1; 3][..3.min(q.max_len())]);
+    let _ = q.put_nowait(&vec![0; q.max_len() + 1]);
+    match q.get_nowait() {
+        Ok(m) => assert!(m.len() <= q.max_len(), "a message over the limit"),
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    if let Ok(guard) = q.get_guard(false, None) {
+        assert!(guard.len() <= q.max_len());
+    }
+}
+
 fn use_event(event: &shmsync::Event) {
     let _ = format!("{event:?}");
     let was = event.is_set();
@@ -297,6 +327,9 @@ fn open_listed(region: &Region, info: &ObjectInfo) {
                     report(region.barrier(name, parties).map(|b| use_barrier(&b)))
                 }
                 $(
+                    (Kind::Queue, stringify!($t)) => {
+                        report(region.queue::<$t>(name, len).map(|q| use_queue(&q)))
+                    }
                     (Kind::RwLock, stringify!($t)) => {
                         report(region.rwlock::<$t>(name, 0).map(|l| use_rwlock(&l)))
                     }
@@ -334,6 +367,24 @@ fn open_listed(region: &Region, info: &ObjectInfo) {
                 // Unknown element types: ask as bytes, which must be refused (or, if the file's
                 // name hash is wrong, create a new object).
                 (Kind::Value, _) => report(region.value::<u8>(name, 0).map(|v| use_value_int(&v))),
+                (Kind::Queue, _) => report(region.queue::<u8>(name, len).map(|q| use_queue(&q))),
+                (Kind::ByteQueue, _) => {
+                    // The message limit is not listed: try the limits whose 64-byte slots fit
+                    // the object's size (every wrong one must be refused: a mismatch of the
+                    // slot size, or a header that disagrees).
+                    let widest = (info.bytes.saturating_sub(640) / len.max(1)) / 64 * 64;
+                    let limits = (widest.saturating_sub(64 + 12 + 63)..=widest.saturating_sub(12))
+                        .rev();
+                    for max_len in limits {
+                        match region.byte_queue(name, len, max_len) {
+                            Ok(q) => {
+                                use_byte_queue(&q);
+                                break;
+                            }
+                            Err(e) => report::<()>(Err(e)),
+                        }
+                    }
+                }
                 (Kind::RawValue, _) => report(region.raw_value::<u8>(name, 0).map(|r| use_raw_value(&r))),
                 _ => {}
             }

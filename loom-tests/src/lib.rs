@@ -112,11 +112,17 @@ pub enum Mutation {
     /// finds a wake-up to take, so every waiter returns notified on any notify (the bug of
     /// issue 12: `notify(n)` woke every waiter whose sleep slice ended).
     ForgeSignals,
+    /// (Queue models, on the word named `model`) the producer publishes its slot (`seq =
+    /// full`) and frees its owner before it copies the item in: the library's `put` steps in the
+    /// wrong order.
+    /// A fault of the model's own code (the copy is not a word operation), which the queue
+    /// models read with `faults.on("model")`.
+    PublishBeforeCopy,
 }
 
 impl Mutation {
     /// Every mutation, for listing and parsing.
-    pub const ALL: [Mutation; 23] = [
+    pub const ALL: [Mutation; 24] = [
         Mutation::None,
         Mutation::RelaxedOrdering,
         Mutation::RelaxedStores,
@@ -140,6 +146,7 @@ impl Mutation {
         Mutation::ForgetGeneration,
         Mutation::IgnoreIntent,
         Mutation::ForgeSignals,
+        Mutation::PublishBeforeCopy,
     ];
 
     /// The kebab-case name used in [`harness::MUTATION_ENV`].
@@ -168,6 +175,7 @@ impl Mutation {
             Mutation::ForgetGeneration => "forget-generation",
             Mutation::IgnoreIntent => "ignore-intent",
             Mutation::ForgeSignals => "forge-signals",
+            Mutation::PublishBeforeCopy => "publish-before-copy",
         }
     }
 

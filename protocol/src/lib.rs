@@ -19,6 +19,8 @@
 //! - [`event`]: `Event`: a flag with a generation.
 //! - [`barrier`]: `Barrier`: arrivals and rounds.
 //! - [`rwlock`]: `RwLock`: a writer word and per-process reader indicators.
+//! - [`queue`]: `Queue` and `ByteQueue`: a ring of slots that survives a dying producer or
+//!   consumer.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -29,6 +31,7 @@ pub mod event;
 pub mod holds;
 pub mod mutex;
 pub mod publish;
+pub mod queue;
 pub mod rmutex;
 pub mod rwlock;
 pub mod semaphore;

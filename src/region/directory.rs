@@ -48,6 +48,11 @@ pub enum Kind {
     Barrier,
     /// An [`RwLock`](crate::RwLock).
     RwLock,
+    /// A [`Queue`](crate::Queue) (its `len` is the capacity; its element size is the slot's).
+    Queue,
+    /// A [`ByteQueue`](crate::ByteQueue) (its `len` is the capacity; its element size is the
+    /// slot's).
+    ByteQueue,
 }
 
 impl Kind {
@@ -65,6 +70,8 @@ impl Kind {
             Kind::Event => 10,
             Kind::Barrier => 11,
             Kind::RwLock => 12,
+            Kind::Queue => 13,
+            Kind::ByteQueue => 14,
         }
     }
 
@@ -82,6 +89,8 @@ impl Kind {
             10 => Kind::Event,
             11 => Kind::Barrier,
             12 => Kind::RwLock,
+            13 => Kind::Queue,
+            14 => Kind::ByteQueue,
             _ => return None,
         })
     }
@@ -89,12 +98,22 @@ impl Kind {
     fn has_elements(self) -> bool {
         matches!(
             self,
-            Kind::Value | Kind::Array | Kind::RawValue | Kind::RawArray | Kind::RwLock
+            Kind::Value
+                | Kind::Array
+                | Kind::RawValue
+                | Kind::RawArray
+                | Kind::RwLock
+                | Kind::Queue
+                | Kind::ByteQueue
         )
     }
 
     fn is_array(self) -> bool {
         matches!(self, Kind::Array | Kind::RawArray)
+    }
+
+    fn is_queue(self) -> bool {
+        matches!(self, Kind::Queue | Kind::ByteQueue)
     }
 
     fn name(self) -> &'static str {
@@ -111,6 +130,8 @@ impl Kind {
             Kind::Event => "Event",
             Kind::Barrier => "Barrier",
             Kind::RwLock => "RwLock",
+            Kind::Queue => "Queue",
+            Kind::ByteQueue => "ByteQueue",
         }
     }
 
@@ -126,6 +147,7 @@ impl Kind {
             Kind::Event => layout::event::WORDS,
             Kind::Barrier => layout::barrier::WORDS,
             Kind::RwLock => layout::rwlock::WORDS,
+            Kind::Queue | Kind::ByteQueue => layout::queue::WORDS,
         }
     }
 }
@@ -176,6 +198,28 @@ impl Spec {
             elem_align: align_of::<T>(),
             type_name: std::any::type_name::<T>(),
             len,
+            tail: 0,
+            holds: 0,
+            stride: HOLD_ENTRY,
+        }
+    }
+
+    /// A queue of `capacity` slots of `stride` bytes, aligned to `align`, holding items of
+    /// `type_name`.
+    pub(crate) fn queue(
+        kind: Kind,
+        type_name: &'static str,
+        stride: usize,
+        align: usize,
+        capacity: usize,
+    ) -> Spec {
+        debug_assert!(kind.is_queue());
+        Spec {
+            kind,
+            elem_size: stride,
+            elem_align: align,
+            type_name,
+            len: capacity,
             tail: 0,
             holds: 0,
             stride: HOLD_ENTRY,
@@ -265,12 +309,21 @@ impl Spec {
     }
 
     fn describe(&self) -> String {
-        describe(self.kind, short_type_name(self.type_name), self.len)
+        describe(
+            self.kind,
+            short_type_name(self.type_name),
+            self.len,
+            self.elem_size,
+        )
     }
 }
 
-fn describe(kind: Kind, type_name: &str, len: usize) -> String {
-    if kind == Kind::Barrier {
+fn describe(kind: Kind, type_name: &str, len: usize, elem_size: usize) -> String {
+    if kind == Kind::ByteQueue {
+        format!("ByteQueue({len} slots of {elem_size} bytes)")
+    } else if kind == Kind::Queue {
+        format!("Queue<{type_name}>({len} slots)")
+    } else if kind == Kind::Barrier {
         format!("Barrier({len} parties)")
     } else if kind == Kind::Condition && len > 0 {
         format!("Condition on a shared RLock (a {len}-byte name)")
@@ -532,7 +585,7 @@ impl Directory {
         if !same {
             return Err(Error::Mismatch {
                 name: name.to_string(),
-                existing: describe(e.kind, &self.type_name_of(map, e), e.len),
+                existing: describe(e.kind, &self.type_name_of(map, e), e.len, e.elem_size),
                 requested: spec.describe(),
             });
         }

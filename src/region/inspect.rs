@@ -50,7 +50,7 @@ use super::{Kind, mappable_size, resolve};
 use crate::error::{Error, Result};
 use crate::protocol::holds::{self, RECOVERING};
 use crate::protocol::mutex::{self, TOKEN_MASK};
-use crate::protocol::{Word, barrier, event, rwlock, semaphore};
+use crate::protocol::{Word, barrier, event, queue, rwlock, semaphore};
 use crate::sys;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -197,6 +197,17 @@ pub enum State {
         broken: bool,
         /// The processes that hold read locks, from its hold table.
         holders: Vec<Holds>,
+    },
+    /// A [`Queue`](crate::Queue) or a [`ByteQueue`](crate::ByteQueue).
+    Queue {
+        /// Its slots.
+        capacity: u32,
+        /// Items in it (claimed positions count).
+        items: u32,
+        /// Producers that may be asleep (waiting for room).
+        producers_asleep: u32,
+        /// Consumers that may be asleep (waiting for an item).
+        consumers_asleep: u32,
     },
 }
 
@@ -549,6 +560,20 @@ impl View<'_> {
                     poisoned: flags & rwlock::POISONED != 0,
                     broken: flags & rwlock::BROKEN != 0,
                     holders: self.reader_indicators(base, table),
+                }
+            }
+            Kind::Queue | Kind::ByteQueue => {
+                // The capacity from the directory entry (validated with the object's size),
+                // not from the object's own word.
+                let capacity = u32::try_from(info.len).unwrap_or(u32::MAX).max(1);
+                let w = queue::wrap(capacity);
+                let head = self.load(base + layout::queue::HEAD) % w;
+                let tail = self.load(base + layout::queue::TAIL) % w;
+                State::Queue {
+                    capacity,
+                    items: ((tail + w - head) % w).min(capacity),
+                    producers_asleep: self.load(base + layout::queue::PUT_SLEEPERS),
+                    consumers_asleep: self.load(base + layout::queue::GET_SLEEPERS),
                 }
             }
         };

@@ -7,8 +7,8 @@
 
 use crate::common::{CHILD_OK, ROLE_VAR};
 use crate::{
-    barrier, condition, death, event, lock, owner_death, raw, region, rlock, rwlock, semaphore,
-    value,
+    barrier, condition, death, event, lock, owner_death, queue, raw, region, rlock, rwlock,
+    semaphore, value,
 };
 
 #[test]
@@ -42,6 +42,7 @@ fn child_entry() {
             .or_else(|| event::role(other))
             .or_else(|| barrier::role(other))
             .or_else(|| rwlock::role(other))
+            .or_else(|| queue::role(other))
         {
             Some(run) => run,
             None => panic!("unknown helper role {other:?}"),

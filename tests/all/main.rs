@@ -22,6 +22,7 @@ mod fork;
 mod layers;
 mod lock;
 mod owner_death;
+mod queue;
 mod raw;
 mod region;
 mod rlock;

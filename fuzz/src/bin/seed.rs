@@ -122,6 +122,26 @@ fn main() {
         },
     );
 
+    seed_with(
+        &out,
+        "queues",
+        Region::options().capacity(8).max_processes(8),
+        12 * 1024,
+        |r| {
+            let q = r.queue::<u64>("q", 4)?;
+            for i in 1..=3 {
+                q.put_nowait(i)?;
+            }
+            // A consumer that dies holding an item: an orphan when fuzzing.
+            std::mem::forget(q.get_guard(false, None)?);
+            let b = r.byte_queue("bytes", 3, 10)?;
+            b.put_nowait(b"hello")?;
+            b.put_nowait(b"")?;
+            r.queue::<[u8; 3]>("empty", 2)?;
+            Ok(())
+        },
+    );
+
     seed(&out, "held_locks", 16, K24, |r| {
         // Left held in the file: the fuzzer starts from locks some process still holds.
         let lock = r.lock("held")?;
