@@ -1405,15 +1405,15 @@ def observations(r):
     if permit and sem_t and sem_ar:
         out.append(
             f"A `Semaphore` permit guard costs {fmt_ns(permit)} ({fmt_x(permit / sem_t)} a "
-            f"`sem_t` wait + post, {fmt_ns(sem_t)})"
-            + (f" and an `RwLock` read guard {fmt_ns(read)} ({fmt_x(read / pread)} "
-               f"`pthread_rwlock_t`'s {fmt_ns(pread)})" if read and pread else "")
-            + ": besides the read-modify-write on the object's word, each hold is recorded in "
-            "this process's entry of the object's hold table (`protocol/src/holds.rs`: `begin` "
-            "and `commit_take` on the way in, `begin_give` and `end_give` on the way out, four "
-            "more atomic read-modify-writes), which is what lets a dead process's permits and "
-            "read locks be given back; neither POSIX object can do that. The unattributed "
-            f"Python-style `acquire` + `release` skips the table: {fmt_ns(sem_ar)}.")
+            f"`sem_t` wait + post, {fmt_ns(sem_t)}): besides the read-modify-write on the "
+            "count, each permit is recorded in this process's entry of the semaphore's hold "
+            "table (`protocol/src/holds.rs`: `begin` and `commit_take` on the way in, "
+            "`begin_give` and `end_give` on the way out, four more atomic read-modify-writes), "
+            "which is what lets a dead process's permits be given back; `sem_t` cannot do that. "
+            f"The unattributed Python-style `acquire` + `release` skips the table: {fmt_ns(sem_ar)}."
+            + (f" An `RwLock` read guard ({fmt_ns(read)}, {fmt_x(read / pread)} "
+               f"`pthread_rwlock_t`'s {fmt_ns(pread)}) needs no such table: the reader's own "
+               "indicator is the record (`protocol/src/rwlock.rs`)." if read and pread else ""))
     ev, ld = r.ns("uncontended/primitives/event_is_set"), r.ns("uncontended/primitives/acquire_load")
     if ev and ld and ev > 1.5 * ld:
         out.append(

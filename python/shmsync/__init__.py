@@ -20,8 +20,11 @@ import itertools
 import os
 import threading
 
+import pickle as _stdpickle
+
 from ._shmsync import (
     Barrier as _Barrier,
+    ByteQueue,
     BrokenError,
     Condition as _Condition,
     Event as _Event,
@@ -36,6 +39,8 @@ from ._shmsync import (
 
 __all__ = [
     "Array",
+    "ByteQueue",
+    "Queue",
     "Barrier",
     "BoundedSemaphore",
     "BrokenError",
@@ -167,3 +172,60 @@ def Array(typecode_or_type, size_or_initializer, *, lock=True):
     if lock not in (True, False):
         raise TypeError("lock must be True or False (an Array always uses its own RLock)")
     return default_region().array(_name("Array"), _typecode(typecode_or_type), size_or_initializer, lock)
+
+
+class Queue:
+    """multiprocessing.Queue(maxsize): a bounded queue of picklable objects in shared memory,
+    which survives its producers and consumers dying (a producer killed inside ``put`` either
+    delivered its item or did not; a consumer killed inside ``get`` loses at most that item).
+
+    ``maxsize`` 0 (multiprocessing's "unbounded") means 1024 here: the queue lives in a fixed
+    region. Each pickled item may take up to ``max_message`` bytes (ValueError beyond).
+    ``put`` is synchronous (no feeder thread): ``close``, ``join_thread`` and
+    ``cancel_join_thread`` do nothing. ``queue.Full`` / ``queue.Empty`` as multiprocessing.
+    """
+
+    def __init__(self, maxsize=0, *, max_message=4096, _queue=None):
+        if _queue is not None:
+            self._q = _queue
+            return
+        if maxsize < 0:
+            raise ValueError("maxsize must be >= 0")
+        self._q = default_region().byte_queue(_name("Queue"), maxsize or 1024, max_message)
+
+    def put(self, obj, block=True, timeout=None):
+        self._q.put(_stdpickle.dumps(obj, protocol=_stdpickle.HIGHEST_PROTOCOL), block, timeout)
+
+    def put_nowait(self, obj):
+        self.put(obj, False)
+
+    def get(self, block=True, timeout=None):
+        return _stdpickle.loads(self._q.get(block, timeout))
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def qsize(self):
+        return self._q.qsize()
+
+    def empty(self):
+        return self._q.empty()
+
+    def full(self):
+        return self._q.full()
+
+    def close(self):
+        pass
+
+    def join_thread(self):
+        pass
+
+    def cancel_join_thread(self):
+        pass
+
+    def __reduce__(self):
+        return (_rebuild_queue, (self._q,))
+
+
+def _rebuild_queue(q):
+    return Queue(_queue=q)

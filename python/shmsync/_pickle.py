@@ -43,4 +43,7 @@ def rebuild(kind, region, name, extra):
     if kind == "Value":
         typecode, length, lock = extra
         return _open_value(region, name, typecode, length, lock)
+    if kind == "ByteQueue":
+        capacity, max_len = extra
+        return region.byte_queue(name, capacity, max_len)
     raise ValueError(f"unknown shmsync object kind {kind!r}")

@@ -357,6 +357,26 @@ impl Region {
         })
     }
 
+    /// The ByteQueue called `name`: `capacity` messages of at most `max_len` bytes each.
+    #[pyo3(signature = (name, capacity = 1024, max_len = 4096))]
+    fn byte_queue(
+        slf: &Bound<'_, Self>,
+        name: String,
+        capacity: usize,
+        max_len: usize,
+    ) -> PyResult<ByteQueue> {
+        let q = slf
+            .get()
+            .region
+            .byte_queue(&name, capacity, max_len)
+            .map_err(err)?;
+        Ok(ByteQueue {
+            q,
+            region: slf.clone().unbind(),
+            name,
+        })
+    }
+
     /// The Event called `name`.
     fn event(slf: &Bound<'_, Self>, name: String) -> PyResult<Event> {
         let event = slf.get().region.event(&name).map_err(err)?;
@@ -1363,6 +1383,142 @@ impl Value {
     }
 }
 
+/// A bounded queue of byte messages in the region (the `shmsync.Queue` of Python objects
+/// pickles them into it).
+#[pyclass(frozen, module = "shmsync._shmsync", name = "ByteQueue")]
+struct ByteQueue {
+    q: shmsync::ByteQueue,
+    region: Py<Region>,
+    name: String,
+}
+
+fn queue_exception(py: Python<'_>, which: &str) -> PyErr {
+    match py
+        .import("queue")
+        .and_then(|m| m.getattr(which))
+        .and_then(|c| c.call0())
+    {
+        Ok(e) => PyErr::from_value(e),
+        Err(e) => e,
+    }
+}
+
+#[pymethods]
+impl ByteQueue {
+    /// Puts `data` (multiprocessing's `put(obj, block, timeout)` for bytes): waits for room,
+    /// queue.Full if there is none in time (or at once with block=False); ValueError for a
+    /// message over the queue's limit.
+    #[pyo3(signature = (data, block = true, timeout = None))]
+    fn put(
+        slf: &Bound<'_, Self>,
+        data: Vec<u8>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let q = &slf.get().q;
+        match q.put_nowait(&data) {
+            Ok(()) => return Ok(()),
+            Err(Error::Full) => {}
+            Err(Error::MessageTooLong { .. }) => {
+                return Err(PyValueError::new_err(format!(
+                    "a message of {} bytes is over the queue's limit of {}",
+                    data.len(),
+                    q.max_len()
+                )));
+            }
+            Err(e) => return Err(err(e)),
+        }
+        let Some(deadline) = deadline(block, timeout)? else {
+            return Err(queue_exception(py, "Full"));
+        };
+        loop {
+            let slice = match deadline {
+                None => SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            };
+            if slice.is_zero() {
+                return Err(queue_exception(py, "Full"));
+            }
+            match py.detach(|| q.put(&data, true, Some(slice))) {
+                Ok(()) => return Ok(()),
+                Err(Error::Full) => {}
+                Err(e) => return Err(err(e)),
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Takes the oldest message (multiprocessing's `get(block, timeout)` for bytes):
+    /// queue.Empty if none comes in time.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get<'py>(
+        slf: &Bound<'py, Self>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let py = slf.py();
+        let q = &slf.get().q;
+        let bytes = |v: Vec<u8>| pyo3::types::PyBytes::new(py, &v);
+        match q.get_nowait() {
+            Ok(v) => return Ok(bytes(v)),
+            Err(Error::Empty) => {}
+            Err(e) => return Err(err(e)),
+        }
+        let Some(deadline) = deadline(block, timeout)? else {
+            return Err(queue_exception(py, "Empty"));
+        };
+        loop {
+            let slice = match deadline {
+                None => SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            };
+            if slice.is_zero() {
+                return Err(queue_exception(py, "Empty"));
+            }
+            match py.detach(|| q.get(true, Some(slice))) {
+                Ok(v) => return Ok(bytes(v)),
+                Err(Error::Empty) => {}
+                Err(e) => return Err(err(e)),
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Messages in the queue now.
+    fn qsize(&self) -> usize {
+        self.q.qsize()
+    }
+
+    fn empty(&self) -> bool {
+        self.q.empty()
+    }
+
+    fn full(&self) -> bool {
+        self.q.full()
+    }
+
+    /// The most messages it holds.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.q.capacity()
+    }
+
+    /// The longest message, in bytes.
+    #[getter]
+    fn max_len(&self) -> usize {
+        self.q.max_len()
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let this = slf.get();
+        let extra = PyTuple::new(slf.py(), [this.q.capacity(), this.q.max_len()])?;
+        reduce(slf.py(), &this.region, "ByteQueue", &this.name, extra)
+    }
+}
+
 /// Rebuilds a Value (or Array) of `len` elements from its region and name (for pickling).
 #[pyfunction]
 fn _open_value(
@@ -1398,6 +1554,7 @@ fn _shmsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Event>()?;
     m.add_class::<Barrier>()?;
     m.add_class::<Value>()?;
+    m.add_class::<ByteQueue>()?;
     m.add_function(wrap_pyfunction!(_open_value, m)?)?;
     m.add("OwnerDiedError", m.py().get_type::<OwnerDiedError>())?;
     m.add(

@@ -388,3 +388,52 @@ def test_an_unrecoverable_lock_raises_at_once_even_without_a_timeout():
     cond = shmsync.Condition()
     with cond:
         cond.notify()  # (a wait with a timeout too large for the clock would wait without limit)
+
+
+def _produce(q, start, n):
+    for i in range(start, start + n):
+        q.put(("item", i))
+
+
+def _consume(q, n, out):
+    got = [q.get(timeout=30)[1] for _ in range(n)]
+    with out.get_lock():
+        for i in got:
+            out[i] += 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_queue_between_processes(method):
+    ctx = mp.get_context(method)
+    q = shmsync.Queue(8)
+    out = shmsync.Array("i", 200)
+    procs = [ctx.Process(target=_produce, args=(q, k * 100, 100)) for k in range(2)]
+    procs += [ctx.Process(target=_consume, args=(q, 100, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert out[:] == [1] * 200  # every item delivered exactly once
+    assert q.empty() and q.qsize() == 0
+
+
+def test_queue_exceptions():
+    import queue
+
+    q = shmsync.Queue(1, max_message=64)
+    q.put_nowait(1)
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put(2, timeout=0.05)
+    assert q.get_nowait() == 1
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.05)
+    with pytest.raises(ValueError):
+        q.put(b"x" * 1000)
+    with pytest.raises(ValueError):
+        shmsync.Queue(-1)
