@@ -198,7 +198,7 @@ impl Condition {
     /// As [`wait`](Condition::wait).
     pub fn wait_for(
         &self,
-        mut predicate: impl FnMut() -> bool,
+        predicate: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -210,15 +210,7 @@ impl Condition {
                 Error::NotLocked
             });
         }
-        loop {
-            if predicate() {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            self.wait_until(deadline)?;
-        }
+        wait_for_until(deadline, predicate, |deadline| self.wait_until(deadline))
     }
 
     /// Wakes up to `n` waiters (Python's `notify(n)`). Never blocks.
@@ -248,6 +240,24 @@ impl Condition {
     /// As [`notify`](Condition::notify).
     pub fn notify_all(&self) -> Result<()> {
         self.notify(u32::MAX)
+    }
+}
+
+/// The loop of `wait_for`, for both kinds of condition (the caller holds the lock): the
+/// predicate, first before any wait, then after each `wait_until(deadline)`.
+fn wait_for_until(
+    deadline: Option<Instant>,
+    mut predicate: impl FnMut() -> bool,
+    mut wait_until: impl FnMut(Option<Instant>) -> Result<bool>,
+) -> Result<bool> {
+    loop {
+        if predicate() {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+        wait_until(deadline)?;
     }
 }
 
@@ -470,7 +480,7 @@ impl LockCondition {
     /// As [`wait`](LockCondition::wait).
     pub fn wait_for(
         &self,
-        mut predicate: impl FnMut() -> bool,
+        predicate: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> Result<bool> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -481,15 +491,7 @@ impl LockCondition {
             .lock
             .check_owner(tid, region.token())
             .map_err(not_owner)?;
-        loop {
-            if predicate() {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            self.wait_until(deadline)?;
-        }
+        wait_for_until(deadline, predicate, |deadline| self.wait_until(deadline))
     }
 
     /// Wakes up to `n` waiters. Never blocks.

@@ -511,6 +511,38 @@ fn check_poison(slf: &Bound<'_, PyAny>, poisoned: bool) -> PyResult<bool> {
     Ok(true)
 }
 
+/// `acquire(block, timeout)` of any lock, as Python reports it: `acquire` (the Rust handle's
+/// Python-style acquire) tried, then waited for in GIL-released slices; `NotRecoverableError`
+/// if the lock can never be acquired, `OwnerDiedError` (the lock held) if `poisoned()` after
+/// taking it. The GIL is released on this same OS thread, so an `RLock`'s owner thread id is
+/// the caller's.
+fn acquire_lock(
+    slf: &Bound<'_, PyAny>,
+    block: bool,
+    timeout: Option<f64>,
+    acquire: impl Fn(bool, Option<Duration>) -> bool + Sync,
+    unrecoverable: impl Fn() -> bool,
+    poisoned: impl Fn() -> bool,
+) -> PyResult<bool> {
+    let got = blocking(
+        slf.py(),
+        block,
+        timeout,
+        &unrecoverable,
+        |slice| match slice {
+            None => acquire(false, None),
+            Some(s) => acquire(true, Some(s)),
+        },
+    )?;
+    if !got {
+        if unrecoverable() {
+            return Err(NotRecoverableError::new_err("the lock is not recoverable"));
+        }
+        return Ok(false);
+    }
+    check_poison(slf, poisoned())
+}
+
 #[pymethods]
 impl Lock {
     /// Acquires the lock (multiprocessing's signature). Raises OwnerDiedError (lock held) if
@@ -518,23 +550,14 @@ impl Lock {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
-        let got = blocking(
-            slf.py(),
+        acquire_lock(
+            slf.as_any(),
             block,
             timeout,
+            |block, timeout| this.lock.acquire(block, timeout),
             || this.lock.is_unrecoverable(),
-            |slice| match slice {
-                None => this.lock.acquire(false, None),
-                Some(s) => this.lock.acquire(true, Some(s)),
-            },
-        )?;
-        if !got {
-            if this.lock.is_unrecoverable() {
-                return Err(NotRecoverableError::new_err("the lock is not recoverable"));
-            }
-            return Ok(false);
-        }
-        check_poison(slf.as_any(), this.lock.is_poisoned())
+            || this.lock.is_poisoned(),
+        )
     }
 
     /// Releases the lock (any process may). ValueError if it is not held.
@@ -607,26 +630,13 @@ impl RLock {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
-        // The owner's thread id is the OS thread: the GIL is released on this same thread.
-        let got = blocking(
-            slf.py(),
+        acquire_lock(
+            slf.as_any(),
             block,
             timeout,
+            |block, timeout| this.lock.acquire(block, timeout),
             || this.lock.is_unrecoverable(),
-            |slice| match slice {
-                None => this.lock.acquire(false, None),
-                Some(s) => this.lock.acquire(true, Some(s)),
-            },
-        )?;
-        if !got {
-            if this.lock.is_unrecoverable() {
-                return Err(NotRecoverableError::new_err("the lock is not recoverable"));
-            }
-            return Ok(false);
-        }
-        check_poison(
-            slf.as_any(),
-            this.lock.is_poisoned() && this.lock.count() == 1,
+            || this.lock.is_poisoned() && this.lock.count() == 1,
         )
     }
 
@@ -795,25 +805,13 @@ impl Condition {
     #[pyo3(signature = (block = true, timeout = None))]
     fn acquire(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
         let this = slf.get();
-        let got = blocking(
-            slf.py(),
+        acquire_lock(
+            slf.as_any(),
             block,
             timeout,
+            |block, timeout| this.cond.acquire(block, timeout),
             || this.cond.is_unrecoverable(),
-            |slice| match slice {
-                None => this.cond.acquire(false, None),
-                Some(s) => this.cond.acquire(true, Some(s)),
-            },
-        )?;
-        if !got {
-            if this.cond.is_unrecoverable() {
-                return Err(NotRecoverableError::new_err("the lock is not recoverable"));
-            }
-            return Ok(false);
-        }
-        check_poison(
-            slf.as_any(),
-            this.cond.is_poisoned() && this.cond.count() == 1,
+            || this.cond.is_poisoned() && this.cond.count() == 1,
         )
     }
 

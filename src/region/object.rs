@@ -161,9 +161,10 @@ impl Object {
     pub(crate) fn entry(&self, slot: usize) -> Entry<'_, FutexWord> {
         assert!(slot < self.entries);
         let at = self.table + slot * self.stride;
-        // SAFETY: the table is aligned to its stride (at least 8) inside the object and holds
-        // `entries` entries of `stride` bytes, at least two words each (the directory checked the object's size for this region's table);
-        // they are reached only atomically, and `self.region` keeps them mapped.
+        // SAFETY: `slot < entries` (asserted); the table is aligned to its stride (at least 8)
+        // inside the object and holds `entries` entries of `stride` bytes, at least two words
+        // each (the directory checked the object's size for this region's table); they are
+        // reached only atomically, and `self.region` keeps them mapped.
         let word =
             |off: usize| unsafe { FutexWord::from_ptr(self.base.as_ptr().add(at + off).cast()) };
         Entry {

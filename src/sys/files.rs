@@ -59,29 +59,19 @@ pub(crate) fn link_into_place(file: &File, tmp: Option<&Path>, path: &Path) -> i
 
 /// Opens an existing region file read-write, refusing a symlink at `path`.
 pub(crate) fn open_existing(path: &Path) -> io::Result<File> {
-    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
-        if e == rustix::io::Errno::LOOP {
-            io::Error::new(io::ErrorKind::InvalidInput, "the path is a symbolic link")
-        } else {
-            io::Error::from(e)
-        }
-    })?;
-    let file = File::from(fd);
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
+    open_regular(path, OFlags::RDWR)
 }
 
 /// Opens an existing file read-only for inspection, refusing a symlink at `path` and anything
 /// but a regular file (`O_NONBLOCK`, so that a FIFO planted in the directory cannot make the
 /// open hang).
 pub(crate) fn open_read_only(path: &Path) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    open_regular(path, OFlags::RDONLY | OFlags::NONBLOCK)
+}
+
+/// Opens the regular file at `path` with `mode` (never following a symlink there).
+fn open_regular(path: &Path, mode: OFlags) -> io::Result<File> {
+    let flags = mode | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| {
         if e == rustix::io::Errno::LOOP {
             io::Error::new(io::ErrorKind::InvalidInput, "the path is a symbolic link")
