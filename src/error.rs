@@ -162,13 +162,14 @@ pub enum Error {
         what: &'static str,
     },
     /// A [`BoundedSemaphore`](crate::BoundedSemaphore) released more times than acquired
-    /// (Python raises `ValueError`), or a semaphore count that would pass `u32::MAX >> 1`.
+    /// (Python raises `ValueError`), or a semaphore count that would pass 2²⁴ − 1.
     AboveBound {
         /// The most permits the semaphore may count.
         bound: u32,
     },
-    /// This process already holds as many permits or read locks of one object through guards
-    /// as the object can account for (about a million).
+    /// This process already holds as many read locks of one object through guards as the
+    /// object can account for (about two billion). (Semaphore permits never fail this way since
+    /// region format 3.)
     TooManyHolds,
     /// A [`Barrier`](crate::Barrier) was broken (by a timeout, an abort, a reset, or a
     /// waiter's death detected by timeout) before its round completed (from

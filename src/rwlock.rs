@@ -91,10 +91,9 @@ impl Indicators for Table<'_> {
     }
     #[inline]
     fn get(&self, i: u32) -> Indicator<'_, FutexWord> {
-        let entry = self.0.entry(i as usize);
         Indicator {
-            owner: entry.owner,
-            count: entry.counts,
+            owner: self.0.table_word(i as usize, 0),
+            count: self.0.table_word(i as usize, 4),
         }
     }
 }
@@ -206,7 +205,7 @@ impl<T: Pod> RwLock<T> {
         if reader == ANONYMOUS_READER {
             self.object.word(ANONYMOUS)
         } else {
-            self.object.entry(reader as usize).counts
+            self.object.table_word(reader as usize, 4)
         }
     }
 

@@ -2,13 +2,16 @@
 //! word in a region, with RAII [`Permit`]s that come back when their process dies.
 
 use crate::error::{Error, Result};
-use crate::protocol::holds::{EntryError, Holder, Unattributed};
-use crate::protocol::semaphore::{self as proto, Acquired, MAX_VALUE, ReleaseError};
-use crate::protocol::{Block, Word};
-use crate::region::layout::semaphore::{BOUND, SLEEPERS, VALUE};
-use crate::region::{Hold, Kind, Object, Region, Spec};
-use crate::sys::FutexWord;
+use crate::protocol::Block;
+use crate::protocol::Word;
+use crate::protocol::semaphore::{self as proto, Acquired, Entries, Entry, MAX_VALUE, ReleaseError};
+use crate::region::layout::semaphore::{BOUND, OWNER, RECORD, SLEEPERS, STATE, WAKES};
+use crate::region::{Hold, Kind, Object, Region, Spec, layout};
+use crate::sys::{FutexWord, SharedU64};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -22,13 +25,20 @@ use std::time::Duration;
 ///
 /// A permit taken with [`acquire`](Semaphore::acquire) belongs to nobody (Python semantics:
 /// any process may release it), so if its taker dies the permit is lost. A permit taken with
-/// [`permit`](Semaphore::permit) is a guard, recorded in the semaphore's hold table (one entry
-/// per process slot of the region): if its process dies, waiters give it back within
-/// [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL). If a process dies at the one moment
-/// where nobody can tell whether its permit was taken or given back (between the count change
-/// and its record; how often a random kill lands there is measured in the README's death
-/// table), the semaphore is marked broken: every later call fails with [`Error::Broken`] (or returns `false`) instead of
-/// counting wrong, until [`repair`](Semaphore::repair) states the count again.
+/// [`permit`](Semaphore::permit) is a guard, recorded as its process's: if the process dies
+/// *at any instruction*, even in the middle of taking or giving back a permit, its permits
+/// come back exactly (waiters give them back within
+/// [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL), and [`reclaim`](Semaphore::reclaim)
+/// does it at once): the count change and the record of whose it is are one atomic change of
+/// one 64-bit word (the protocol crate's `semaphore` module explains how). The semaphore is
+/// marked broken only if its words are found in a state the protocol never writes (another
+/// process scribbled on the region): every later call then fails with [`Error::Broken`] (or
+/// returns `false`) instead of counting wrong, until [`repair`](Semaphore::repair) states the
+/// count again.
+///
+/// Each process that takes `Permit`s claims one of the semaphore's entries on first use (the
+/// region's process slots, at most 64); a process that finds every entry taken by a live
+/// process takes unattributed permits, which come back when dropped but not if it dies.
 ///
 /// # Examples
 ///
@@ -50,6 +60,51 @@ pub struct Semaphore {
     /// The most permits `release` may make: the initial value for a bounded semaphore.
     bound: u32,
     kind: &'static str,
+    /// This process's entry (see [`LocalEntry`]).
+    local: Arc<LocalEntry>,
+}
+
+/// In [`LocalEntry`]: every entry belongs to another live process.
+const NO_ENTRY: u32 = u32::MAX;
+
+/// This process's entry in one semaphore: `token << 32 | index` (0: not claimed yet; index
+/// [`NO_ENTRY`]: none was free at the last try), and a lock so that two threads of a process
+/// do not claim two entries.
+#[derive(Debug, Default)]
+pub(crate) struct LocalEntry {
+    cached: AtomicU64,
+    claiming: Mutex<()>,
+}
+
+impl LocalEntry {
+    /// The cached entry index of the process with `token`, if claimed (or tried).
+    #[inline]
+    fn get(&self, token: u32) -> Option<u32> {
+        let cached = self.cached.load(Relaxed);
+        (cached >> 32 == u64::from(token)).then_some(cached as u32)
+    }
+
+    fn set(&self, token: u32, index: u32) {
+        self.cached
+            .store((u64::from(token) << 32) | u64::from(index), Relaxed);
+    }
+}
+
+/// The object's table, as the protocol sees it.
+impl Entries for Object {
+    type Word = FutexWord;
+    type Wide = SharedU64;
+    #[inline]
+    fn len(&self) -> u32 {
+        self.entries() as u32
+    }
+    #[inline]
+    fn get(&self, i: u32) -> Entry<'_, FutexWord, SharedU64> {
+        Entry {
+            owner: self.table_word(i as usize, OWNER),
+            record: self.table_wide(i as usize, RECORD),
+        }
+    }
 }
 
 /// A semaphore whose count may never pass its initial value: Python's
@@ -125,6 +180,11 @@ impl BoundedSemaphore {
         self.0.is_broken()
     }
 
+    /// As [`Semaphore::reclaim`].
+    pub fn reclaim(&self) -> usize {
+        self.0.reclaim()
+    }
+
     /// As [`Semaphore::permit`].
     ///
     /// # Errors
@@ -154,32 +214,14 @@ impl BoundedSemaphore {
     }
 }
 
-/// The words of the semaphore and its bound, as the hold table sees them.
-struct Counter<'a> {
-    sem: proto::Semaphore<'a, FutexWord>,
-    bound: u32,
-}
-
-impl Holder for Counter<'_> {
-    fn give_back(&self, n: u32) {
-        // Up to the bound, as a live `Permit` drop does: a bounded semaphore at its bound was
-        // released (Python-style) by someone else meanwhile, and those permits stand for the
-        // dead holder's. A broken semaphore takes nothing back.
-        let _ = self.sem.add_up_to(n, self.bound);
-    }
-    fn break_object(&self) {
-        self.sem.break_it();
-    }
-}
-
 impl Semaphore {
     #[inline]
-    fn counter(&self) -> Counter<'_> {
-        Counter {
-            sem: proto::Semaphore {
-                value: self.object.word(VALUE),
-                sleepers: self.object.word(SLEEPERS),
-            },
+    fn proto(&self) -> proto::Semaphore<'_, Object> {
+        proto::Semaphore {
+            state: self.object.wide(STATE),
+            sleepers: self.object.word(SLEEPERS),
+            wakes: self.object.word(WAKES),
+            entries: &self.object,
             bound: self.bound,
         }
     }
@@ -188,29 +230,90 @@ impl Semaphore {
         Error::Broken { what: self.kind }
     }
 
+    /// This process's entry (claimed on first use), or `None` if none could be claimed.
+    #[inline]
+    fn entry_of(&self, hold: Hold) -> Option<u32> {
+        match self.local.get(hold.token) {
+            Some(NO_ENTRY) => self.claim_again(hold),
+            Some(index) => Some(index),
+            None => self.claim(hold),
+        }
+    }
+
+    #[cold]
+    fn claim_again(&self, hold: Hold) -> Option<u32> {
+        // Every entry was taken at the last try: look again now and then (a process may have
+        // died or left since), not at every permit.
+        if self.object.scan_due() {
+            self.claim(hold)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn claim(&self, hold: Hold) -> Option<u32> {
+        let _claiming = self
+            .local
+            .claiming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(index) = self.local.get(hold.token).filter(|&i| i != NO_ENTRY) {
+            return Some(index);
+        }
+        let region = self.object.region();
+        let index = match region.slot_of(hold.token) {
+            Some(_) => self.proto().claim(hold.token, region),
+            // Unregistered (the process table was full): nobody could tell whether we live.
+            None => None,
+        };
+        self.local.set(hold.token, index.unwrap_or(NO_ENTRY));
+        index
+    }
+
+    /// Gives back the permits of dead processes, at most once per death-check interval.
+    fn reclaim_now_and_then(&self) {
+        if self.object.scan_due() {
+            self.reclaim();
+        }
+    }
+
+    /// Gives back now the permits of every process that died holding [`Permit`]s of this
+    /// semaphore (waiters do it on their own within
+    /// [`DEATH_CHECK_INTERVAL`](crate::DEATH_CHECK_INTERVAL)); returns how many processes'
+    /// permits it gave back. Only entries that record permits are looked at, so live processes
+    /// that hold none cost nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let region = shmsync::Region::anonymous(1 << 16)?;
+    /// let slots = region.semaphore("slots", 2)?;
+    /// assert_eq!(slots.reclaim(), 0); // nobody died
+    /// # Ok::<(), shmsync::Error>(())
+    /// ```
+    pub fn reclaim(&self) -> usize {
+        let region = self.object.region();
+        self.proto().reclaim(region.token(), region) as usize
+    }
+
     /// Takes a permit as Python does, unattributed (see the type's docs).
     ///
     /// `block == false` tries once; otherwise it waits up to `timeout` (`None`: as long as it
     /// takes). Returns whether a permit was taken; `false` also if the semaphore is broken.
     #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.take(&Unattributed, Block::from_python(block, timeout)) == Acquired::Yes
+        self.take(None, Block::from_python(block, timeout)) == Acquired::Yes
     }
 
     #[inline]
-    fn take(
-        &self,
-        attribution: &impl crate::protocol::holds::Attribution,
-        block: Block,
-    ) -> Acquired {
-        let counter = self.counter();
-        let region = self.object.region();
-        let me = region.token();
-        counter.sem.acquire(attribution, block, region, || {
-            // At most once per death-check interval: a waiter looks after every sleep,
-            // and while permits circulate it is woken often.
-            self.object.reclaim_now_and_then(me, &counter)
-        })
+    fn take(&self, entry: Option<u32>, block: Block) -> Acquired {
+        // At most once per death-check interval: a waiter looks after every sleep, and while
+        // permits circulate it is woken often.
+        self.proto()
+            .acquire(entry, block, self.object.region(), || {
+                self.reclaim_now_and_then()
+            })
     }
 
     /// Gives one permit back (from any thread of any process), waking a waiter.
@@ -218,7 +321,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`Error::AboveBound`] if the count would pass its bound (a [`BoundedSemaphore`]'s initial
-    /// value, or 2³¹ − 1); [`Error::Broken`] if the semaphore is broken.
+    /// value, or 2²⁴ − 1); [`Error::Broken`] if the semaphore is broken.
     #[inline]
     pub fn release(&self) -> Result<()> {
         self.release_many(1)
@@ -231,7 +334,7 @@ impl Semaphore {
     /// As [`release`](Semaphore::release); nothing is released then.
     #[inline]
     pub fn release_many(&self, n: u32) -> Result<()> {
-        self.counter().sem.add(n, self.bound).map_err(|e| match e {
+        self.proto().release(n).map_err(|e| match e {
             ReleaseError::AboveBound => Error::AboveBound { bound: self.bound },
             ReleaseError::Broken => self.broken(),
         })
@@ -239,7 +342,7 @@ impl Semaphore {
 
     /// The permits available now (a snapshot; Python's `get_value()`); 0 if broken.
     pub fn value(&self) -> u32 {
-        self.counter().sem.value().unwrap_or(0)
+        self.proto().value().unwrap_or(0)
     }
 
     /// Makes a semaphore usable again, broken or not, with `value` permits free: the way back
@@ -248,8 +351,8 @@ impl Semaphore {
     ///
     /// The records of dead processes are dropped without giving anything back (`value` stands
     /// for everything); permits held by live processes through [`Permit`]s stay recorded and
-    /// come back when dropped, so count them out of `value` (a bounded semaphore refuses a
-    /// give-back above its bound). Sleepers are woken to look again.
+    /// come back when dropped, so count them out of `value` (a bounded semaphore keeps its count
+    /// at its bound when they do). Sleepers are woken to look again.
     ///
     /// # Examples
     ///
@@ -264,20 +367,19 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`Error::AboveBound`] if `value` is above the bound (a [`BoundedSemaphore`]'s initial
-    /// value, or 2³¹ − 1).
+    /// value, or 2²⁴ − 1).
     pub fn repair(&self, value: u32) -> Result<()> {
         if value > self.bound {
             return Err(Error::AboveBound { bound: self.bound });
         }
         let region = self.object.region();
-        self.object.forget_dead(region.token());
-        self.counter().sem.reset(value);
+        self.proto().repair(value, region.token(), region);
         Ok(())
     }
 
     /// Whether the semaphore is broken (see the type's docs).
     pub fn is_broken(&self) -> bool {
-        self.counter().sem.value().is_none()
+        self.proto().value().is_none()
     }
 
     /// Takes a permit, waiting as long as it takes; the [`Permit`] gives it back when dropped,
@@ -285,8 +387,7 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::Broken`] if the semaphore is broken; [`Error::TooManyHolds`] if this process
-    /// holds about a million permits of it already.
+    /// [`Error::Broken`] if the semaphore is broken.
     #[inline]
     pub fn permit(&self) -> Result<Permit<'_>> {
         self.permit_with(Block::Forever)
@@ -312,27 +413,19 @@ impl Semaphore {
 
     #[inline]
     fn permit_with(&self, block: Block) -> Result<Permit<'_>> {
-        let region = self.object.region();
-        let hold = region.hold();
-        let outcome = match self.object.entry_of(hold) {
-            Some(entry) => {
-                match entry.own_within(hold.token, block, region, &self.counter()) {
-                    Ok(()) => {}
-                    Err(EntryError::Busy) => return Err(Error::WouldBlock),
-                    Err(_) => return Err(self.broken()),
-                }
-                self.take(&entry, block)
-            }
-            // Not registered (the process table was full when this process, or this forked
-            // child, first used the region): the permit cannot be recorded, and comes back only
-            // when dropped, as with a `Lock` taken by an unregistered process.
-            None => self.take(&Unattributed, block),
-        };
-        match outcome {
-            Acquired::Yes => Ok(Permit { sem: self, hold }),
+        let hold = self.object.region().hold();
+        // Not registered, or every entry taken by live processes: the permit cannot be
+        // recorded, and comes back only when dropped, as with a `Lock` taken by an
+        // unregistered process.
+        let entry = self.entry_of(hold);
+        match self.take(entry, block) {
+            Acquired::Yes => Ok(Permit {
+                sem: self,
+                hold,
+                entry,
+            }),
             Acquired::Busy => Err(Error::WouldBlock),
             Acquired::Broken => Err(self.broken()),
-            Acquired::Full => Err(Error::TooManyHolds),
         }
     }
 }
@@ -359,6 +452,8 @@ impl fmt::Debug for BoundedSemaphore {
 pub struct Permit<'a> {
     sem: &'a Semaphore,
     hold: Hold,
+    /// The entry that records it (`None`: unattributed).
+    entry: Option<u32>,
 }
 
 impl Drop for Permit<'_> {
@@ -367,23 +462,9 @@ impl Drop for Permit<'_> {
         if !self.hold.is_ours() {
             return;
         }
-        let entry = self.sem.object.entry_of(self.hold);
-        if let Some(entry) = &entry {
-            entry.begin_give();
-        }
-        // A broken semaphore refuses the permit; a bounded one at its bound (someone released
-        // it with `release()` meanwhile) too: either way nothing more can be done here.
-        let counter = self.sem.counter();
-        let released = counter.sem.release_unwoken(self.sem.bound);
-        if let Some(entry) = &entry {
-            entry.end_give();
-        }
-        // The wake call only now, with the record complete: a process is often preempted in
-        // that system call, and one killed there must not leave the change in flight. (A
-        // sleeper whose wake-up dies with us finds the permit when its slice ends.)
-        if released.is_ok() {
-            counter.sem.wake_for(1);
-        }
+        // One compare-exchange gives the permit back and records it; a broken semaphore
+        // refuses it, and nothing more can be done here.
+        let _ = self.sem.proto().give(self.entry);
     }
 }
 
@@ -400,10 +481,13 @@ impl Region {
                 "a semaphore counts at most {MAX_VALUE} permits, not {value}"
             )));
         }
-        let spec = Spec::plain(kind).with_holds(self.inner.process_slots());
+        let spec = Spec::plain(kind)
+            .with_permit_entries(layout::permit_entries_for(self.inner.process_slots()));
         let bounded = kind == Kind::BoundedSemaphore;
         let object = Object::open(self, name, &spec, |fresh| {
-            fresh.word(VALUE).store(value, Relaxed);
+            // The count is the low 24 bits of the 64-bit state word, whose other bits start at
+            // 0 (no tag, not broken): on this little-endian layout, the word at STATE.
+            fresh.word(STATE).store(value, Relaxed);
             fresh
                 .word(BOUND)
                 .store(if bounded { value } else { MAX_VALUE }, Relaxed);
@@ -411,9 +495,11 @@ impl Region {
         // The bound another process wrote: untrusted, but any value is safe (it only decides
         // when `release` fails).
         let bound = object.word(BOUND).load(Relaxed).min(MAX_VALUE);
+        let local = self.inner.local::<LocalEntry>(object.offset());
         Ok(Semaphore {
             object,
             bound,
+            local,
             kind: if bounded {
                 "BoundedSemaphore"
             } else {
@@ -425,12 +511,12 @@ impl Region {
     /// Finds or creates the [`Semaphore`] called `name`, created with `value` permits (an
     /// existing one keeps its count).
     ///
-    /// The object takes 16 bytes plus 8 per process slot of the region (its hold table; see
-    /// [`RegionOptions::max_processes`](crate::RegionOptions::max_processes)).
+    /// The object takes 128 bytes plus 16 per entry: one per process slot of the region, at
+    /// most 64 (see [`RegionOptions::max_processes`](crate::RegionOptions::max_processes)).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a value above 2³¹ − 1; otherwise as
+    /// [`Error::InvalidArgument`] for a value above 2²⁴ − 1 (16,777,215); otherwise as
     /// [`Region::lock`].
     pub fn semaphore(&self, name: &str, value: u32) -> Result<Semaphore> {
         self.semaphore_of(name, Kind::Semaphore, value)

@@ -9,13 +9,13 @@
 //! [`harness`] runs the models and the child processes of the mutation checks.
 
 pub mod harness;
+pub mod mortal;
 
-use loom::sync::atomic::{AtomicBool, AtomicU32, fence};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, fence};
 use loom::sync::{Condvar, Mutex, MutexGuard};
 use shmsync_protocol::condvar::SIGNAL_SHIFT;
-use shmsync_protocol::holds::HELD_MASK;
 use shmsync_protocol::mutex::{NOT_RECOVERABLE, Owners, POISONED, TOKEN_MASK, WAITERS};
-use shmsync_protocol::word::{WaitOutcome, Word};
+use shmsync_protocol::word::{Fault, WaitOutcome, Word, Word64};
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
@@ -103,10 +103,15 @@ pub enum Mutation {
     /// keeps the word's generation (bits 2 and up) instead of storing the new one: a `set`
     /// that forgets to count itself, so a `set` + `clear` pulse leaves the word as it was.
     ForgetGeneration,
-    /// (Hold-table `counts` word) the in-flight part of every `fetch_add` / `fetch_sub` is
-    /// dropped and only the change of the held count is applied: a holder that never marks a
-    /// change of the object's word as in flight.
-    IgnoreIntent,
+    /// ([`LoomWide`], the semaphore's state word) [`Fault::SkipRecord`]: a frozen tag is
+    /// reported copied into its entry's record without being written there.
+    SkipRecord,
+    /// ([`LoomWide`]) [`Fault::SkipHelp`]: another entry's tag is replaced without being
+    /// frozen and copied into its record first.
+    SkipHelp,
+    /// ([`LoomWide`]) [`Fault::IgnoreEpoch`]: whether a frozen tag was copied is decided
+    /// without comparing the record's epoch to the tag's.
+    IgnoreEpoch,
     /// (Condition variable's `sleepers` word) every load reports at least one handed-out
     /// wake-up (bits 16 and up) that nobody handed out: a waiter that finds `seq` changed always
     /// finds a wake-up to take, so every waiter returns notified on any notify (the bug of
@@ -122,7 +127,7 @@ pub enum Mutation {
 
 impl Mutation {
     /// Every mutation, for listing and parsing.
-    pub const ALL: [Mutation; 24] = [
+    pub const ALL: [Mutation; 26] = [
         Mutation::None,
         Mutation::RelaxedOrdering,
         Mutation::RelaxedStores,
@@ -144,7 +149,9 @@ impl Mutation {
         Mutation::DropAdds,
         Mutation::DropOrs,
         Mutation::ForgetGeneration,
-        Mutation::IgnoreIntent,
+        Mutation::SkipRecord,
+        Mutation::SkipHelp,
+        Mutation::IgnoreEpoch,
         Mutation::ForgeSignals,
         Mutation::PublishBeforeCopy,
     ];
@@ -173,7 +180,9 @@ impl Mutation {
             Mutation::DropAdds => "drop-adds",
             Mutation::DropOrs => "drop-ors",
             Mutation::ForgetGeneration => "forget-generation",
-            Mutation::IgnoreIntent => "ignore-intent",
+            Mutation::SkipRecord => "skip-record",
+            Mutation::SkipHelp => "skip-help",
+            Mutation::IgnoreEpoch => "ignore-epoch",
             Mutation::ForgeSignals => "forge-signals",
             Mutation::PublishBeforeCopy => "publish-before-copy",
         }
@@ -218,18 +227,6 @@ impl FromStr for Mutation {
                 let names: Vec<_> = Mutation::ALL.iter().map(|m| m.name()).collect();
                 format!("unknown mutation {s:?}; known: {}", names.join(", "))
             })
-    }
-}
-
-/// The change of the held count in a `fetch_add` / `fetch_sub` operand on a hold table's
-/// `counts` word (`intent << INTENT_SHIFT | held`), without its in-flight part: the low bits,
-/// sign-extended (`INTENT - 1` is "one more in flight, one fewer held").
-fn held_part(operand: u32) -> u32 {
-    let low = operand & HELD_MASK;
-    if low > HELD_MASK / 2 {
-        low | !HELD_MASK
-    } else {
-        low
     }
 }
 
@@ -603,7 +600,6 @@ impl Word for LoomWord {
         let order = self.order(order);
         match self.mutation {
             Mutation::DropAdds => self.value.load(order.load_half()),
-            Mutation::IgnoreIntent => self.value.fetch_add(held_part(value), order),
             _ => self.value.fetch_add(value, order),
         }
     }
@@ -611,7 +607,6 @@ impl Word for LoomWord {
     fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
         let order = self.order(order);
         match self.mutation {
-            Mutation::IgnoreIntent => self.value.fetch_sub(held_part(value), order),
             _ => self.value.fetch_sub(value, order),
         }
     }
@@ -779,5 +774,90 @@ impl Owners for LoomOwners {
 
     fn expired(&self, deadline: Option<Instant>) -> bool {
         self.mutation == Mutation::SliceExpires || deadline.is_some()
+    }
+}
+
+/// A 64-bit word for the models ([`Word64`]): a loom `AtomicU64`. As [`LoomWord`], every
+/// access whose ordering is `SeqCst` is preceded by `fence(SeqCst)` (loom 0.7 treats a `SeqCst`
+/// access as `AcqRel`; see `README.md`). It may carry one of the semaphore's protocol faults
+/// ([`Mutation::SkipRecord`], [`Mutation::SkipHelp`], [`Mutation::IgnoreEpoch`]), which it
+/// reports through [`Word64::mutated`], or an ordering mutation.
+pub struct LoomWide {
+    value: AtomicU64,
+    mutation: Mutation,
+}
+
+impl fmt::Debug for LoomWide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoomWide")
+            .field("mutation", &self.mutation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoomWide {
+    /// A word holding `value`, without mutation.
+    pub fn new(value: u64) -> LoomWide {
+        LoomWide {
+            value: AtomicU64::new(value),
+            mutation: Mutation::None,
+        }
+    }
+
+    /// Makes the word carry `mutation`.
+    pub fn mutation(mut self, mutation: Mutation) -> LoomWide {
+        self.mutation = mutation;
+        self
+    }
+
+    /// The value (SeqCst), for assertions after the threads were joined.
+    pub fn get(&self) -> u64 {
+        self.value.load(SeqCst)
+    }
+}
+
+impl Word64 for LoomWide {
+    fn load(&self, order: Ordering) -> u64 {
+        let order = self.mutation.order(order);
+        if order == SeqCst {
+            fence(SeqCst);
+        }
+        self.value.load(order.load_half())
+    }
+    fn store(&self, value: u64, order: Ordering) {
+        let order = self.mutation.order(order);
+        if order == SeqCst {
+            fence(SeqCst);
+        }
+        let order = match order {
+            Acquire | Relaxed => Relaxed,
+            AcqRel | Release => Release,
+            order => order,
+        };
+        self.value.store(value, order);
+    }
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        let (success, failure) = (
+            self.mutation.order(success),
+            self.mutation.failure_order(failure),
+        );
+        if success == SeqCst {
+            fence(SeqCst);
+        }
+        self.value.compare_exchange(current, new, success, failure)
+    }
+    fn mutated(&self, fault: Fault) -> bool {
+        matches!(
+            (self.mutation, fault),
+            (Mutation::SkipRecord, Fault::SkipRecord)
+                | (Mutation::SkipHelp, Fault::SkipHelp)
+                | (Mutation::IgnoreEpoch, Fault::IgnoreEpoch)
+        )
     }
 }

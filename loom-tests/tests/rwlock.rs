@@ -18,13 +18,13 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use shmsync_loom_tests::harness::{self, Faults, Signal, expect_caught};
+use shmsync_loom_tests::mortal::{Died, Fuse, Mortal, quiet_deaths};
 use shmsync_loom_tests::{LoomOwners, LoomWord};
 use shmsync_protocol::rwlock::{self, Indicator, Indicators, Outcome, RwLock};
-use shmsync_protocol::{Block, WaitOutcome, Word};
+use shmsync_protocol::Block;
 use std::cell::Cell;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::{self, Relaxed};
-use std::time::Instant;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Preemptions explored per execution.
 const PREEMPTIONS: usize = 3;
@@ -628,92 +628,6 @@ fn caught_cas_by_load_store_by_try_write_on_dead_writer() {
 // ---------------------------------------------------------------------------------------------
 // A reader dies at any step
 
-/// The unwinding payload of a modelled death.
-struct Died;
-
-/// Counts the word operations of the dying process, and kills it (unwinds with [`Died`])
-/// just before the operation numbered `at` (from 0).
-struct Fuse {
-    at: u32,
-    done: Cell<u32>,
-}
-
-impl Fuse {
-    fn step(&self) {
-        if self.done.get() == self.at {
-            std::panic::panic_any(Died);
-        }
-        self.done.set(self.done.get() + 1);
-    }
-}
-
-/// A word as the dying process uses it: every atomic operation, wait and wake is one step of
-/// its [`Fuse`], so a death can fall between any two of them.
-struct Mortal<'a> {
-    word: &'a LoomWord,
-    fuse: &'a Fuse,
-}
-
-impl Word for Mortal<'_> {
-    const SPIN_LIMIT: u32 = LoomWord::SPIN_LIMIT;
-    fn load(&self, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.load(order)
-    }
-    fn store(&self, value: u32, order: Ordering) {
-        self.fuse.step();
-        self.word.store(value, order)
-    }
-    fn swap(&self, value: u32, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.swap(value, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: u32,
-        new: u32,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u32, u32> {
-        self.fuse.step();
-        self.word.compare_exchange(current, new, success, failure)
-    }
-    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.fetch_add(value, order)
-    }
-    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.fetch_sub(value, order)
-    }
-    fn fetch_or(&self, value: u32, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.fetch_or(value, order)
-    }
-    fn fetch_and(&self, value: u32, order: Ordering) -> u32 {
-        self.fuse.step();
-        self.word.fetch_and(value, order)
-    }
-    fn wait(&self, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
-        self.fuse.step();
-        self.word.wait(expected, deadline)
-    }
-    fn wake_one(&self) {
-        self.fuse.step();
-        self.word.wake_one()
-    }
-    fn wake_all(&self) {
-        self.fuse.step();
-        self.word.wake_all()
-    }
-    fn spin_hint(&self) {
-        self.word.spin_hint()
-    }
-    fn spin_budget(&self) -> u32 {
-        self.word.spin_budget()
-    }
-}
-
 /// The dying process's view of the indicators.
 struct MortalTable<'a>(Vec<(Mortal<'a>, Mortal<'a>)>);
 
@@ -731,28 +645,12 @@ impl<'a> Indicators for MortalTable<'a> {
 /// The dying reader's token.
 const MORTAL: u32 = 6;
 
-/// Silences the panic message of a modelled death (once per test binary).
-fn quiet_deaths() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<Died>() {
-                previous(info)
-            }
-        }));
-    });
-}
-
 /// The life of the dying reader (process [`MORTAL`], the main thread): claims a free
 /// indicator, takes a read lock, reads, drops it, takes another and holds it. It dies just
 /// before its word operation number `at` (or, if it gets through, holding that last read lock).
 /// Returns how many operations it made.
 fn mortal_reader(s: &Shared, at: u32) -> u32 {
-    let fuse = Fuse {
-        at,
-        done: Cell::new(0),
-    };
+    let fuse = Fuse::new(at);
     let m = |word| Mortal { word, fuse: &fuse };
     let lock = RwLock {
         state: &m(&s.state),
@@ -788,7 +686,7 @@ fn mortal_reader(s: &Shared, at: u32) -> u32 {
     {
         std::panic::resume_unwind(payload);
     }
-    fuse.done.get()
+    fuse.done()
 }
 
 /// A reader process dies at any step of claiming an indicator, taking, dropping and taking a
@@ -960,10 +858,7 @@ struct WriterLife {
 /// lock (draining the reader, if it is inside), half-writes, writes, releases. Dies just
 /// before its word operation number `at`.
 fn mortal_writer(s: &Shared, at: u32) -> WriterLife {
-    let fuse = Fuse {
-        at,
-        done: Cell::new(0),
-    };
+    let fuse = Fuse::new(at);
     let m = |word| Mortal { word, fuse: &fuse };
     let lock = RwLock {
         state: &m(&s.state),
@@ -995,7 +890,7 @@ fn mortal_writer(s: &Shared, at: u32) -> WriterLife {
         std::panic::resume_unwind(payload);
     }
     WriterLife {
-        steps: fuse.done.get(),
+        steps: fuse.done(),
         ..life.get()
     }
 }

@@ -8,13 +8,14 @@
 //! mapping; its `loom-tests` crate runs the very same functions on loom atomics with a modelled
 //! futex. It is an implementation detail of shmsync, not a stable API of its own.
 //!
-//! - [`word`]: the [`Word`] trait (atomic operations, futex wait and wake, spin hints).
+//! - [`word`]: the [`Word`] trait (atomic operations, futex wait and wake, spin hints), and
+//!   [`Word64`] for state that needs more than 32 bits changed as one.
 //! - [`mutex`]: the lock word of `Lock` and of the locks inside `Value` and `Array` (and the
 //!   region's allocation lock).
 //! - [`rmutex`]: the re-entrant lock of `RLock`: a mutex word plus owner and count.
 //! - [`publish`]: one-way publication of a header or a directory entry.
-//! - [`semaphore`]: `Semaphore` and `BoundedSemaphore`: a count of permits.
-//! - [`holds`]: the per-process hold table that gives a dead process's permits back.
+//! - [`semaphore`]: `Semaphore` and `BoundedSemaphore`: a count of permits and an in-flight
+//!   tag in one 64-bit word, and per-process records that give a dead process's permits back.
 //! - [`condvar`]: `Condition`: a sequence word next to an [`rmutex`].
 //! - [`event`]: `Event`: a flag with a generation.
 //! - [`barrier`]: `Barrier`: arrivals and rounds.
@@ -28,7 +29,6 @@
 pub mod barrier;
 pub mod condvar;
 pub mod event;
-pub mod holds;
 pub mod mutex;
 pub mod publish;
 pub mod queue;
@@ -37,7 +37,7 @@ pub mod rwlock;
 pub mod semaphore;
 pub mod word;
 
-pub use word::{WaitOutcome, Word};
+pub use word::{Fault, WaitOutcome, Word, Word64};
 
 use std::time::Instant;
 

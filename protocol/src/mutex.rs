@@ -66,6 +66,10 @@ pub const NOT_RECOVERABLE: u32 = 1 << 29;
 /// The bits that hold the holder's token.
 pub const TOKEN_MASK: u32 = (1 << 29) - 1;
 
+/// In the owner word of a per-process record (a semaphore's entry, an `RwLock`'s reader
+/// indicator): the process whose token is in the low bits is clearing a dead owner's record.
+pub const RECOVERING: u32 = 1 << 31;
+
 /// Whether `state` is held by someone.
 #[inline]
 pub const fn is_locked(state: u32) -> bool {

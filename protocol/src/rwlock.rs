@@ -93,8 +93,7 @@
 //! dead owner's the same way.
 
 use super::Block;
-use super::holds::RECOVERING;
-use super::mutex::{Owners, TOKEN_MASK};
+use super::mutex::{Owners, RECOVERING, TOKEN_MASK};
 use crate::word::{WaitOutcome, Word};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 

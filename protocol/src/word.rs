@@ -98,3 +98,44 @@ pub trait Word {
         let _ = (paid_off, spent);
     }
 }
+
+/// A step of a protocol that a model checker may break on purpose (a *mutation*), to show that
+/// its models notice. Production words never break anything ([`Word64::mutated`] is `false`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The semaphore's record of a frozen tag is not written into its entry (the permits of the
+    /// tag are counted nowhere once the tag leaves the state word).
+    SkipRecord,
+    /// The semaphore replaces another entry's tag without freezing and recording it first
+    /// (helping skipped).
+    SkipHelp,
+    /// The semaphore decides whether a frozen tag was recorded without comparing the entry's
+    /// epoch to the tag's (a tag compared without its sequence).
+    IgnoreEpoch,
+}
+
+/// A 64-bit atomic word in shared memory, nobody sleeps on (the operations mirror
+/// [`AtomicU64`](std::sync::atomic::AtomicU64)): for state that must change as one with more
+/// bits than a futex word has.
+pub trait Word64 {
+    /// Atomically loads the word.
+    fn load(&self, order: Ordering) -> u64;
+    /// Atomically stores `value`.
+    fn store(&self, value: u64, order: Ordering);
+    /// Strong compare-and-exchange, as
+    /// [`AtomicU64::compare_exchange`](std::sync::atomic::AtomicU64::compare_exchange).
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+    /// Whether the model checker breaks step `fault` of the protocol using this word (see
+    /// [`Fault`]). Always `false` in production, where it compiles away.
+    #[inline(always)]
+    fn mutated(&self, fault: Fault) -> bool {
+        let _ = fault;
+        false
+    }
+}

@@ -237,11 +237,11 @@ impl Spec {
         Spec { tail, ..self }
     }
 
-    /// Adds a hold table of `entries` entries (one per process-table slot).
-    pub(crate) fn with_holds(self, entries: usize) -> Spec {
+    /// Adds `entries` semaphore entries (see [`layout::permit_entries_for`]).
+    pub(crate) fn with_permit_entries(self, entries: usize) -> Spec {
         Spec {
             holds: entries,
-            stride: HOLD_ENTRY,
+            stride: layout::PERMIT_ENTRY,
             ..self
         }
     }
@@ -833,7 +833,9 @@ impl Placed {
     pub(crate) fn layout(&self, map: &Mapping, process_slots: usize) -> Result<(usize, usize)> {
         let info = &self.info;
         let (holds, stride) = match info.kind {
-            Kind::Semaphore | Kind::BoundedSemaphore => (process_slots, HOLD_ENTRY),
+            Kind::Semaphore | Kind::BoundedSemaphore => {
+                (layout::permit_entries_for(process_slots), layout::PERMIT_ENTRY)
+            }
             Kind::RwLock => (layout::readers_for(process_slots), layout::READER_ENTRY),
             _ => (0, HOLD_ENTRY),
         };

@@ -43,13 +43,12 @@
 
 use super::directory::{Directory, Placed};
 use super::geometry::Geometry;
-use super::layout::{self, HOLD_ENTRY};
+use super::layout;
 use super::mapping::Mapping;
 use super::procs::ProcessTable;
 use super::{Kind, mappable_size, resolve};
 use crate::error::{Error, Result};
-use crate::protocol::holds::{self, RECOVERING};
-use crate::protocol::mutex::{self, TOKEN_MASK};
+use crate::protocol::mutex::{self, RECOVERING, TOKEN_MASK};
 use crate::protocol::{Word, barrier, event, queue, rwlock, semaphore};
 use crate::sys;
 use std::io;
@@ -264,7 +263,9 @@ pub struct Holds {
     pub holder: Holder,
     /// Permits or read locks it holds.
     pub held: u32,
-    /// Changes of the object's word it has in flight (begun, not yet recorded).
+    /// Changes of the object's word it has in flight (begun, not yet recorded). Always 0 since
+    /// region format 3: a semaphore's permit change and its record are one atomic change, and
+    /// a read lock's count is its record. Kept for the JSON schema.
     pub in_flight: u32,
     /// Whether another process is giving its holds back right now.
     pub recovering: bool,
@@ -388,20 +389,36 @@ impl View<'_> {
         }
     }
 
-    /// The non-empty entries of the hold table at `table` (`slots` entries).
-    fn holds(&self, table: usize, slots: usize) -> Vec<Holds> {
-        (0..slots)
-            .filter_map(|slot| {
-                let at = table + slot * HOLD_ENTRY;
-                let (owner, counts) = (self.load(at), self.load(at + 4));
-                let (held, in_flight) = (holds::held(counts), holds::intent(counts));
-                if owner == 0 || (held == 0 && in_flight == 0 && owner & RECOVERING == 0) {
+    /// The 64-bit word at `offset` (8-aligned, validated).
+    fn load_wide(&self, offset: usize) -> u64 {
+        // Relaxed, as `load`.
+        self.map.u64_at(offset).load(Relaxed)
+    }
+
+    /// The entries of the semaphore whose state word is `state` and whose table is at `table`
+    /// that record permits or a recovery: each holder's permits are its record's plus the
+    /// delta of the state word's tag if the tag names its entry and is not copied yet.
+    fn permit_holders(&self, state: u64, table: usize) -> Vec<Holds> {
+        let tag = semaphore::tag(state);
+        (0..layout::permit_entries_for(self.procs.slots()))
+            .filter_map(|i| {
+                let at = table + i * layout::PERMIT_ENTRY;
+                let owner = self.load(at + layout::semaphore::OWNER);
+                let record = self.load_wide(at + layout::semaphore::RECORD);
+                let pending = tag.entry == Some(i as u32)
+                    && (!tag.frozen
+                        || semaphore::epoch(record) & ((1 << semaphore::TAG_EPOCH_BITS) - 1)
+                            == tag.epoch);
+                let held = i64::from(semaphore::held(record))
+                    + if pending { i64::from(tag.delta) } else { 0 };
+                let held = held.clamp(0, i64::from(u32::MAX)) as u32;
+                if owner == 0 || (held == 0 && owner & RECOVERING == 0) {
                     return None;
                 }
                 Some(Holds {
                     holder: self.holder(owner & TOKEN_MASK),
                     held,
-                    in_flight,
+                    in_flight: 0,
                     recovering: owner & RECOVERING != 0,
                 })
             })
@@ -511,14 +528,14 @@ impl View<'_> {
                 value: value(info.kind == Kind::RawValue),
             },
             Kind::Semaphore | Kind::BoundedSemaphore => {
-                let word = self.load(base + layout::semaphore::VALUE);
+                let state = self.load_wide(base + layout::semaphore::STATE);
                 State::Semaphore {
-                    permits: semaphore::permits(word),
-                    broken: semaphore::is_broken(word),
+                    permits: semaphore::count(state),
+                    broken: semaphore::is_broken(state),
                     bound: (info.kind == Kind::BoundedSemaphore)
                         .then(|| self.load(base + layout::semaphore::BOUND)),
                     sleepers: self.load(base + layout::semaphore::SLEEPERS),
-                    holders: self.holds(base + table, self.procs.slots()),
+                    holders: self.permit_holders(state, base + table),
                 }
             }
             Kind::Condition => {

@@ -65,8 +65,9 @@
 //!
 //! Each object starts on a [`PAD`] boundary and takes a whole number of [`PAD`]s: its words
 //! (the table below, in the modules named after each kind), then its data (aligned for the
-//! element type), then, for the kinds that have one, its hold table: a semaphore's has
-//! [`HOLD_ENTRY`] bytes per process-table slot (8-aligned); an `RwLock`'s has
+//! element type), then, for the kinds that have one, its table of per-process records: a
+//! semaphore's has [`permit_entries_for`]`(procs)` entries (at most 64, one per process that
+//! takes `Permit`s, claimed on first use), [`PERMIT_ENTRY`] bytes each; an `RwLock`'s has
 //! [`readers_for`]`(procs)` reader indicators (at most 32, one per process that uses the lock,
 //! claimed on first use), [`READER_ENTRY`] bytes each, [`PAD`]-aligned so that each process's
 //! read locks touch a cache line of their own.
@@ -77,7 +78,7 @@
 //! | RLock | 0: lock word, 4: owner thread, 8: count, 12: owner token | 16 | — |
 //! | Value, Array | 0: lock word | 4 | the elements |
 //! | RawValue, RawArray | none | 0 | the elements |
-//! | Semaphore, BoundedSemaphore | 0: count, 4: sleepers, 8: bound, 12: unused | 16 | hold table |
+//! | Semaphore, BoundedSemaphore | 0: state (64-bit: count, broken mark and in-flight tag), 8: sleepers, 12: wake sequence, 16: bound | 128 | the entries (each 0: owner token, 4: unused, 8: record (64-bit: epoch, permits held)) |
 //! | Condition | 0..16: its RLock's words (on a shared lock: 0 is 0 for an RLock, `ON_LOCK` for a Lock), 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
 //! | Event | 0: flag | 4 | — |
 //! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
@@ -90,7 +91,10 @@ pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
 /// 2: an `RwLock` keeps reader indicators (claimed on first use, [`READER_ENTRY`] bytes each)
 /// instead of a hold table per process slot, and two more words. The queue kinds (tags 13 and
 /// 14) came in the same version, as pure additions.
-pub const VERSION: u32 = 2;
+/// 3: a semaphore keeps its count and an in-flight tag in one 64-bit word, a wake sequence, and
+/// [`permit_entries_for`]`(procs)` entries claimed on first use instead of a hold table per
+/// process slot.
+pub const VERSION: u32 = 3;
 /// The padding unit: objects start on, and are padded to, multiples of it, so no two objects
 /// share a cache line (128 bytes covers the adjacent-line prefetcher of x86-64, as
 /// crossbeam-utils' `CachePadded` does).
@@ -165,9 +169,19 @@ pub mod proc {
     pub const PID: usize = 4;
 }
 
-/// Bytes of one hold-table entry: an owner word and a counts word (see the protocol crate's
-/// `holds` module).
+/// The stride of a table for kinds that have none (any non-zero value).
 pub const HOLD_ENTRY: usize = 8;
+
+/// Bytes of one semaphore entry: an owner word, an unused word, and a 64-bit record (see the
+/// protocol crate's `semaphore` module).
+pub const PERMIT_ENTRY: usize = 16;
+
+/// The entries of a semaphore in a region of `procs` process slots: one per process that may
+/// take `Permit`s, at most 64; processes beyond that take permits that are not given back if
+/// they die (as Python's `acquire()`).
+pub fn permit_entries_for(procs: usize) -> usize {
+    procs.clamp(1, 64)
+}
 
 /// Bytes of one `RwLock` reader indicator: an owner word and a read-count word, padded to a
 /// cache-line pair of its own (see the protocol crate's `rwlock` module).
@@ -212,16 +226,23 @@ pub mod locked {
 }
 
 /// A [`Semaphore`](crate::Semaphore)'s or a [`BoundedSemaphore`](crate::BoundedSemaphore)'s
-/// words, before the hold table.
+/// words, before its entries.
 pub mod semaphore {
-    /// The free permits (or the broken mark).
-    pub const VALUE: usize = 0;
+    /// The 64-bit state: free permits, broken mark, in-flight tag.
+    pub const STATE: usize = 0;
     /// Threads that may be sleeping.
-    pub const SLEEPERS: usize = 4;
+    pub const SLEEPERS: usize = 8;
+    /// The word sleepers sleep on, bumped to wake them.
+    pub const WAKES: usize = 12;
     /// The most permits a release may make.
-    pub const BOUND: usize = 8;
-    /// Bytes of words (one unused).
-    pub const WORDS: usize = 16;
+    pub const BOUND: usize = 16;
+    /// Bytes of words: a cache-line pair, so that entries written by settling tags never share
+    /// a line with the state word.
+    pub const WORDS: usize = super::PAD;
+    /// In an entry: the owner's token.
+    pub const OWNER: usize = 0;
+    /// In an entry: the 64-bit record.
+    pub const RECORD: usize = 8;
 }
 
 /// A [`Condition`](crate::Condition)'s words: its [`RLock`](crate::RLock)'s, then its own.

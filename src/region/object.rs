@@ -1,10 +1,8 @@
 //! [`Object`]: the one view of an object in the mapping that every handle is built from.
 
-use super::procs::Hold;
 use super::{DEATH_CHECK_INTERVAL, Inner, Region, Spec};
 use crate::protocol::Word;
-use crate::protocol::holds::{Entry, Holder};
-use crate::sys::FutexWord;
+use crate::sys::{FutexWord, SharedU64};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
@@ -155,60 +153,59 @@ impl Object {
         self.entries
     }
 
-    /// The hold-table entry of process-table slot `slot` (< the number of entries): its first
-    /// two words (an owner word and a count word, for both kinds of table).
+    /// The 32-bit word at byte `offset` of entry `i` of the object's table (`i` < the number
+    /// of entries, `offset + 4` ≤ the table's stride).
     #[inline]
-    pub(crate) fn entry(&self, slot: usize) -> Entry<'_, FutexWord> {
-        assert!(slot < self.entries);
-        let at = self.table + slot * self.stride;
-        // SAFETY: `slot < entries` (asserted); the table is aligned to its stride (at least 8)
-        // inside the object and holds `entries` entries of `stride` bytes, at least two words
-        // each (the directory checked the object's size for this region's table); they are
-        // reached only atomically, and `self.region` keeps them mapped.
-        let word =
-            |off: usize| unsafe { FutexWord::from_ptr(self.base.as_ptr().add(at + off).cast()) };
-        Entry {
-            owner: word(0),
-            counts: word(4),
-        }
+    pub(crate) fn table_word(&self, i: usize, offset: usize) -> &FutexWord {
+        assert!(i < self.entries && offset % 4 == 0 && offset + 4 <= self.stride);
+        // SAFETY: `i < entries` and the word inside the entry's stride (asserted); the table is
+        // aligned to its stride (at least 8) inside the object and holds `entries` entries of
+        // `stride` bytes (the directory checked the object's size for this region's table);
+        // they are reached only atomically, and `self.region` keeps them mapped.
+        unsafe { FutexWord::from_ptr(self.base.as_ptr().add(self.table + i * self.stride + offset).cast()) }
     }
 
-    /// The entry of the process with `hold`'s token, or `None` if it is not registered.
+    /// The 64-bit word at byte `offset` of entry `i` of the object's table (`i` < the number
+    /// of entries, `offset` a multiple of 8, `offset + 8` ≤ the table's stride, which is then a
+    /// multiple of 8).
     #[inline]
-    pub(crate) fn entry_of(&self, hold: Hold) -> Option<Entry<'_, FutexWord>> {
-        let slot = self.region.slot_of(hold.token)?;
-        (slot < self.entries).then(|| self.entry(slot))
+    pub(crate) fn table_wide(&self, i: usize, offset: usize) -> &SharedU64 {
+        assert!(
+            i < self.entries
+                && offset % 8 == 0
+                && offset + 8 <= self.stride
+                && self.stride % 8 == 0
+                && self.table % 8 == 0
+        );
+        // SAFETY: as `table_word`, and 8-aligned: the object is 128-aligned, the table offset
+        // and the stride multiples of 8 (asserted).
+        unsafe { SharedU64::from_ptr(self.base.as_ptr().add(self.table + i * self.stride + offset).cast()) }
     }
 
-    /// Gives back the holds of every dead process in the table, as process `me`.
-    pub(crate) fn reclaim(&self, me: u32, object: &impl Holder) {
-        if let Some(next_scan) = &self.next_scan {
-            next_scan.store(millis() + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
-        }
-        for slot in 0..self.entries {
-            self.entry(slot).reclaim_if_dead(me, &*self.region, object);
-        }
+    /// The 64-bit word at `offset` of the object's words (a multiple of 8, as
+    /// [`layout`](super::layout) states them).
+    #[inline]
+    pub(crate) fn wide(&self, offset: usize) -> &SharedU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.table);
+        // SAFETY: an 8-aligned word (the object is 128-aligned) inside the object's words,
+        // which precede the table; reached only atomically; kept mapped by `self.region`.
+        unsafe { SharedU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
     }
 
-    /// Clears the entries of every dead process in the table without giving their holds back
-    /// (a repair), as process `me`.
-    pub(crate) fn forget_dead(&self, me: u32) {
-        for slot in 0..self.entries {
-            self.entry(slot).forget_if_dead(me, &*self.region);
+    /// Whether this handle may scan its table for dead holders now (at most once per death-check
+    /// interval; if so, the next scan is put off by one interval): for single tries, which may
+    /// come in a tight loop, and for waiters, which look after every sleep and may be woken often
+    /// while other permits circulate.
+    pub(crate) fn scan_due(&self) -> bool {
+        let Some(next_scan) = &self.next_scan else {
+            return false;
+        };
+        let now = millis();
+        if now < next_scan.load(Relaxed) {
+            return false;
         }
-    }
-
-    /// [`Object::reclaim`], unless this handle scanned less than a death-check interval ago:
-    /// for single tries, which may come in a tight loop, and for waiters, which look after
-    /// every sleep and may be woken often while other holds circulate.
-    pub(crate) fn reclaim_now_and_then(&self, me: u32, object: &impl Holder) {
-        if self
-            .next_scan
-            .as_ref()
-            .is_some_and(|next| millis() >= next.load(Relaxed))
-        {
-            self.reclaim(me, object);
-        }
+        next_scan.store(now + DEATH_CHECK_INTERVAL.as_millis() as u64, Relaxed);
+        true
     }
 }
 

@@ -1,13 +1,14 @@
-//! Shared futexes, and [`FutexWord`]: the word every protocol runs on in production.
+//! Shared futexes, and [`FutexWord`]: the word every protocol runs on in production (and
+//! [`SharedU64`], the 64-bit word nobody sleeps on).
 //!
 //! Futexes are always the shared (non-private) kind: the words live in `MAP_SHARED` mappings
 //! and the kernel keys them by (inode, offset), so a wake in one process reaches a sleeper in
 //! another whatever address each has the word mapped at.
 
 use super::spin;
-use crate::protocol::{WaitOutcome, Word};
+use crate::protocol::{WaitOutcome, Word, Word64};
 use linux_futex::{AsFutex, Futex, Shared, TimedWaitError, WaitError};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A 32-bit word in a shared mapping that threads of any process can sleep on: the production
@@ -146,4 +147,57 @@ fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wai
 fn futex_wake(word: &AtomicU32, n: i32) {
     let futex: &Futex<Shared> = word.as_futex();
     futex.wake(n);
+}
+
+/// A 64-bit word in a shared mapping (nobody sleeps on it): the production [`Word64`], for the
+/// semaphore's state word and records. `#[repr(transparent)]` over [`AtomicU64`].
+#[repr(transparent)]
+pub(crate) struct SharedU64(AtomicU64);
+
+const _: () = assert!(size_of::<SharedU64>() == 8 && align_of::<SharedU64>() == 8);
+
+impl SharedU64 {
+    /// The word at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be 8-byte aligned, inside a live shared mapping for all of `'a`, and only
+    /// ever accessed atomically (by every process) during `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_ptr<'a>(ptr: *mut u64) -> &'a SharedU64 {
+        // SAFETY: the caller guarantees alignment, liveness and atomic-only access, which is
+        // what `AtomicU64::from_ptr` requires.
+        let atomic: &'a AtomicU64 = unsafe { AtomicU64::from_ptr(ptr) };
+        // SAFETY: `#[repr(transparent)]`: a `SharedU64` has the layout of its `AtomicU64`.
+        unsafe { &*(atomic as *const AtomicU64).cast::<SharedU64>() }
+    }
+}
+
+impl Word64 for SharedU64 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        match order {
+            // As `FutexWord::load`: read-only mappings (the inspector) get Relaxed loads only.
+            Ordering::Acquire => {
+                let value = self.0.load(Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::Acquire);
+                value
+            }
+            _ => self.0.load(order),
+        }
+    }
+    #[inline]
+    fn store(&self, value: u64, order: Ordering) {
+        self.0.store(value, order)
+    }
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.0.compare_exchange(current, new, success, failure)
+    }
 }

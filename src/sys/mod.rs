@@ -25,7 +25,7 @@ pub(crate) use files::{
     create_hidden, effective_uid, file_len, is_read_write, link_into_place, map, map_read_only,
     memfd, names, open_existing, open_read_only, owner, unlink,
 };
-pub(crate) use futex::FutexWord;
+pub(crate) use futex::{FutexWord, SharedU64};
 pub(crate) use ids::{fork_generation, ids};
 pub(crate) use lease::{
     Lease, any_lease_held, claim_unused, install_fork_handler, lease_held, mark_in_use,
