@@ -85,6 +85,8 @@
 //! | RwLock | 0: state, 4: flags, 8: claimed indicators, 12: anonymous readers | 16 | the value, then the reader indicators (each 0: owner token, 4: read count, 8..128: unused) |
 //! | Queue, ByteQueue | 0: capacity, 4: slot stride, 8: message limit (ByteQueue; 0 for Queue), 128: tail, 256: head, 384: consumers asleep, 388: not-empty ticket, 512: producers asleep, 516: not-full ticket | 640 | `capacity` slots of `stride` bytes (a multiple of 64): seq, owner, then the item (a `ByteQueue`'s: a u32 length and up to the limit's bytes) |
 
+const _: () = assert!(semaphore::WORDS == PAD);
+
 /// The first eight bytes of every region.
 pub const MAGIC: [u8; 8] = *b"SHMSYNC\0";
 /// The format version this build reads and writes.
@@ -236,9 +238,9 @@ pub mod semaphore {
     pub const WAKES: usize = 12;
     /// The most permits a release may make.
     pub const BOUND: usize = 16;
-    /// Bytes of words: a cache-line pair, so that entries written by settling tags never share
-    /// a line with the state word.
-    pub const WORDS: usize = super::PAD;
+    /// Bytes of words: a cache-line pair ([`PAD`](super::PAD)), so that entries written by
+    /// settling tags never share a line with the state word.
+    pub const WORDS: usize = 128;
     /// In an entry: the owner's token.
     pub const OWNER: usize = 0;
     /// In an entry: the 64-bit record.

@@ -150,14 +150,14 @@ fn a_region_file_truncated_or_extended_is_a_size_mismatch() {
 fn another_format_version_or_layout_is_refused() {
     let dir = TestDir::new("version");
     let real = make_region(&dir, "real");
-    assert_eq!(read_u32(&real, layout::VERSION), 2);
+    assert_eq!(read_u32(&real, layout::VERSION), 3);
 
-    for version in [0u32, 1, 3, u32::MAX] {
+    for version in [0u32, 1, 2, 4, u32::MAX] {
         let path = copy(&dir, &real, &format!("v{version}"));
         write_u32(&path, layout::VERSION, version);
         match Region::open(&path) {
             Err(Error::VersionMismatch { found, expected }) => {
-                assert_eq!((found, expected), (version, 2));
+                assert_eq!((found, expected), (version, 3));
             }
             other => panic!("version {version}: expected VersionMismatch, got {other:?}"),
         }
