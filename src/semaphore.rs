@@ -4,10 +4,12 @@
 use crate::error::{Error, Result};
 use crate::protocol::Block;
 use crate::protocol::Word;
-use crate::protocol::semaphore::{self as proto, Acquired, Entries, Entry, MAX_VALUE, ReleaseError};
+use crate::protocol::semaphore::{
+    self as proto, Acquired, Entries, Entry, MAX_VALUE, ReleaseError,
+};
 use crate::region::layout::semaphore::{BOUND, OWNER, RECORD, SLEEPERS, STATE, WAKES};
-use crate::region::{Hold, Kind, Object, Region, Spec, layout};
-use crate::sys::{FutexWord, SharedU64};
+use crate::region::{Kind, Object, Region, Spec, layout};
+use crate::sys::{self, FutexWord, SharedU64};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -67,9 +69,11 @@ pub struct Semaphore {
 /// In [`LocalEntry`]: every entry belongs to another live process.
 const NO_ENTRY: u32 = u32::MAX;
 
-/// This process's entry in one semaphore: `token << 32 | index` (0: not claimed yet; index
-/// [`NO_ENTRY`]: none was free at the last try), and a lock so that two threads of a process
-/// do not claim two entries.
+/// This process's entry in one semaphore: `(fork generation + 1) << 32 | index` (0: not
+/// claimed yet; index [`NO_ENTRY`]: none was free at the last try), keyed by the fork
+/// generation so that a forked child (another process, with a token of its own) claims its own
+/// without a look at its token on the fast path; and a lock so that two threads of a process do
+/// not claim two entries.
 #[derive(Debug, Default)]
 pub(crate) struct LocalEntry {
     cached: AtomicU64,
@@ -77,16 +81,24 @@ pub(crate) struct LocalEntry {
 }
 
 impl LocalEntry {
-    /// The cached entry index of the process with `token`, if claimed (or tried).
+    /// The key of fork generation `generation` (0, "nothing cached", after 2³² − 1 forks: then
+    /// every permit looks its entry up again, which is slow but right).
     #[inline]
-    fn get(&self, token: u32) -> Option<u32> {
-        let cached = self.cached.load(Relaxed);
-        (cached >> 32 == u64::from(token)).then_some(cached as u32)
+    fn key(generation: u32) -> u64 {
+        u64::from(generation.wrapping_add(1)) << 32
     }
 
-    fn set(&self, token: u32, index: u32) {
+    /// The cached entry index of this fork generation, if claimed (or tried).
+    #[inline]
+    fn get(&self, generation: u32) -> Option<u32> {
+        let cached = self.cached.load(Relaxed);
+        (cached & !u64::from(u32::MAX) == Self::key(generation) && cached != 0)
+            .then_some(cached as u32)
+    }
+
+    fn set(&self, generation: u32, index: u32) {
         self.cached
-            .store((u64::from(token) << 32) | u64::from(index), Relaxed);
+            .store(Self::key(generation) | u64::from(index), Relaxed);
     }
 }
 
@@ -232,42 +244,44 @@ impl Semaphore {
 
     /// This process's entry (claimed on first use), or `None` if none could be claimed.
     #[inline]
-    fn entry_of(&self, hold: Hold) -> Option<u32> {
-        match self.local.get(hold.token) {
-            Some(NO_ENTRY) => self.claim_again(hold),
+    fn entry_of(&self, generation: u32) -> Option<u32> {
+        match self.local.get(generation) {
+            Some(NO_ENTRY) => self.claim_again(generation),
             Some(index) => Some(index),
-            None => self.claim(hold),
+            None => self.claim(generation),
         }
     }
 
     #[cold]
-    fn claim_again(&self, hold: Hold) -> Option<u32> {
+    fn claim_again(&self, generation: u32) -> Option<u32> {
         // Every entry was taken at the last try: look again now and then (a process may have
         // died or left since), not at every permit.
         if self.object.scan_due() {
-            self.claim(hold)
+            self.claim(generation)
         } else {
             None
         }
     }
 
     #[cold]
-    fn claim(&self, hold: Hold) -> Option<u32> {
+    fn claim(&self, generation: u32) -> Option<u32> {
         let _claiming = self
             .local
             .claiming
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(index) = self.local.get(hold.token).filter(|&i| i != NO_ENTRY) {
+        if let Some(index) = self.local.get(generation).filter(|&i| i != NO_ENTRY) {
             return Some(index);
         }
         let region = self.object.region();
-        let index = match region.slot_of(hold.token) {
-            Some(_) => self.proto().claim(hold.token, region),
+        // Registers this process in the region if this fork generation has not yet.
+        let token = region.hold().token;
+        let index = match region.slot_of(token) {
+            Some(_) => self.proto().claim(token, region),
             // Unregistered (the process table was full): nobody could tell whether we live.
             None => None,
         };
-        self.local.set(hold.token, index.unwrap_or(NO_ENTRY));
+        self.local.set(generation, index.unwrap_or(NO_ENTRY));
         index
     }
 
@@ -413,15 +427,15 @@ impl Semaphore {
 
     #[inline]
     fn permit_with(&self, block: Block) -> Result<Permit<'_>> {
-        let hold = self.object.region().hold();
+        let generation = sys::fork_generation();
         // Not registered, or every entry taken by live processes: the permit cannot be
         // recorded, and comes back only when dropped, as with a `Lock` taken by an
         // unregistered process.
-        let entry = self.entry_of(hold);
+        let entry = self.entry_of(generation);
         match self.take(entry, block) {
             Acquired::Yes => Ok(Permit {
                 sem: self,
-                hold,
+                generation,
                 entry,
             }),
             Acquired::Busy => Err(Error::WouldBlock),
@@ -451,7 +465,8 @@ impl fmt::Debug for BoundedSemaphore {
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct Permit<'a> {
     sem: &'a Semaphore,
-    hold: Hold,
+    /// The fork generation that took it (a forked child's copy is not its own).
+    generation: u32,
     /// The entry that records it (`None`: unattributed).
     entry: Option<u32>,
 }
@@ -459,7 +474,7 @@ pub struct Permit<'a> {
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.hold.is_ours() {
+        if sys::fork_generation() != self.generation {
             return;
         }
         // One compare-exchange gives the permit back and records it; a broken semaphore

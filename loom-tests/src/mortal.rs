@@ -110,7 +110,6 @@ impl Word for Mortal<'_> {
     }
 }
 
-
 /// Silences the panic message of a modelled death (once per test binary).
 pub fn quiet_deaths() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -123,7 +122,6 @@ pub fn quiet_deaths() {
         }));
     });
 }
-
 
 /// A 64-bit word as the dying process uses it: every operation is one step of its [`Fuse`].
 pub struct MortalWide<'a> {

@@ -19,8 +19,8 @@ use loom::sync::atomic::AtomicU32;
 use shmsync_loom_tests::harness::{self, Faults, expect_caught};
 use shmsync_loom_tests::mortal::{Fuse, Mortal, MortalWide, live, quiet_deaths};
 use shmsync_loom_tests::{LoomOwners, LoomWide, LoomWord};
-use shmsync_protocol::semaphore::{Acquired, Entries, Entry, MAX_VALUE, ReleaseError, Semaphore};
 use shmsync_protocol::Block;
+use shmsync_protocol::semaphore::{Acquired, Entries, Entry, MAX_VALUE, ReleaseError, Semaphore};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -151,11 +151,7 @@ impl Shared {
         let got = self.take(me, entry, Block::Forever);
         assert_eq!(got, Acquired::Yes, "process {me} got {got:?}");
         self.critical(permits);
-        assert_eq!(
-            self.sem().give(entry),
-            Ok(()),
-            "process {me}'s give failed"
-        );
+        assert_eq!(self.sem().give(entry), Ok(()), "process {me}'s give failed");
     }
 
     /// The end state, after every thread was joined: `value` permits free, not broken, and no
@@ -270,8 +266,9 @@ fn caught_relaxed_ordering_by_alternating_permits() {
 
 /// Three permits; the main process (entry 0) takes one before the others start, so its tag is
 /// in the state word; processes 1 and 2 then take and give one each, and both may settle the
-/// main process's tag at once; then the main process gives its permit back. The tag is copied
-/// exactly once: at the end every record is 0.
+/// main process's tag at once; then the main process gives its permit back, and takes and gives
+/// one more (on a tag that may count below zero). The tag is copied exactly once: at the end
+/// every record is 0.
 fn two_settlers(faults: &Faults) {
     let faults = faults.clone();
     harness::check(PREEMPTIONS, move || {
@@ -292,6 +289,11 @@ fn two_settlers(faults: &Faults) {
             t.join().unwrap();
         }
         assert_eq!(s.sem().held_by(main), 1, "the main process's permit");
+        assert_eq!(s.sem().give(Some(main)), Ok(()));
+        // Its tag may now count -1 against its record (if a settler copied the +1): take and
+        // give again on that tag.
+        assert_eq!(s.take(3, Some(main), Block::Try), Acquired::Yes);
+        assert_eq!(s.sem().held_by(main), 1, "the main process's second permit");
         assert_eq!(s.sem().give(Some(main)), Ok(()));
         s.assert_settled(3);
     });
@@ -316,7 +318,11 @@ fn caught_skip_help_by_two_settlers() {
     expect_caught(
         "child_two_settlers_3_threads",
         "state=skip-help",
-        &["the main process's permit", "still records", "wrong count or broken"],
+        &[
+            "the main process's permit",
+            "still records",
+            "wrong count or broken",
+        ],
     );
 }
 
@@ -326,7 +332,11 @@ fn caught_skip_record_by_two_settlers() {
     expect_caught(
         "child_two_settlers_3_threads",
         "state=skip-record",
-        &["the main process's permit", "still records", "wrong count or broken"],
+        &[
+            "the main process's permit",
+            "still records",
+            "wrong count or broken",
+        ],
     );
 }
 
@@ -336,7 +346,11 @@ fn caught_ignore_epoch_by_two_settlers() {
     expect_caught(
         "child_two_settlers_3_threads",
         "state=ignore-epoch",
-        &["the main process's permit", "still records", "wrong count or broken"],
+        &[
+            "the main process's permit",
+            "still records",
+            "wrong count or broken",
+        ],
     );
 }
 
@@ -488,7 +502,12 @@ fn caught_skip_record_by_holder_dies_anywhere() {
     expect_caught(
         "child_holder_dies_anywhere_2_threads",
         "state=skip-record",
-        &["give failed", "wrong count or broken", "still records", "deadlock"],
+        &[
+            "give failed",
+            "wrong count or broken",
+            "still records",
+            "deadlock",
+        ],
     );
 }
 

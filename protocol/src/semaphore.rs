@@ -112,6 +112,7 @@ pub const BROKEN: u64 = 1 << 24;
 const ENTRY_SHIFT: u32 = 25;
 const ENTRY_MASK: u64 = 0x7f;
 const DELTA_SHIFT: u32 = 32;
+const DELTA_MASK: u64 = 0xff << DELTA_SHIFT;
 /// In `state`: the tag is being copied into its entry's record.
 pub const FROZEN: u64 = 1 << 40;
 const EPOCH_SHIFT: u32 = 41;
@@ -412,10 +413,51 @@ impl<T: Entries> Semaphore<'_, T> {
         }
     }
 
-    /// One change of `state` attributed to entry `i`: the fast path is one compare-exchange.
+    /// One change of `state` attributed to entry `i`: the fast path (our own tag, unfrozen,
+    /// room in its delta) is one compare-exchange.
     #[inline]
     fn change(&self, i: u32, change: Change) -> Result<(), ReleaseError> {
-        let mut state = self.state.load(Relaxed);
+        let state = self.state.load(Relaxed);
+        let (take, n) = match change {
+            Change::Take => (true, 1),
+            Change::Give(n) => (false, n),
+        };
+        // Our tag, unfrozen, not broken, a take with a permit free or a give of one that
+        // leaves the count at most at the bound, and room in the delta: everything in one
+        // comparison of the bits that decide it.
+        let mine = ((u64::from(i) + 1) & ENTRY_MASK) << ENTRY_SHIFT;
+        let fixed = (ENTRY_MASK << ENTRY_SHIFT) | FROZEN | BROKEN;
+        let delta = (state >> DELTA_SHIFT) as u8 as i8;
+        if n == 1 && state & fixed == mine {
+            let free = count(state);
+            let (free, delta) = if take {
+                (free.checked_sub(1), delta.checked_add(1))
+            } else {
+                (
+                    Some(free + 1).filter(|&c| c <= self.bound.min(MAX_VALUE)),
+                    delta.checked_sub(1),
+                )
+            };
+            let next = free.zip(delta).map(|(free, delta)| {
+                (state & !(COUNT_MASK | DELTA_MASK))
+                    | u64::from(free)
+                    | (u64::from(delta as u8) << DELTA_SHIFT)
+            });
+            if let Some(next) = next
+                && self
+                    .state
+                    .compare_exchange(state, next, SeqCst, Relaxed)
+                    .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        self.change_slow(i, change, state)
+    }
+
+    /// [`change`](Semaphore::change) in every other case, starting from `state`.
+    #[cold]
+    fn change_slow(&self, i: u32, change: Change, mut state: u64) -> Result<(), ReleaseError> {
         loop {
             if is_broken(state) {
                 return Err(ReleaseError::Broken);
@@ -438,9 +480,12 @@ impl<T: Entries> Semaphore<'_, T> {
                 }
                 // No tag was ever put in: our record's epoch cannot change while there is
                 // none (only a frozen tag of ours is copied into it).
-                None if !tag.frozen => {
-                    pack(new_count, i, delta, epoch(self.entry(i)?.record.load(SeqCst)))
-                }
+                None if !tag.frozen => pack(
+                    new_count,
+                    i,
+                    delta,
+                    epoch(self.entry(i)?.record.load(SeqCst)),
+                ),
                 _ if tag.frozen => match self.settle(state) {
                     Settled::Copied => {
                         // The frozen tag is copied: ours goes in its place. Our record cannot
@@ -588,7 +633,8 @@ impl<T: Entries> Semaphore<'_, T> {
         }
         for i in 0..n {
             let owner = self.entries.get(i).owner;
-            if owner.load(Relaxed) == 0 && owner.compare_exchange(0, token, Acquire, Relaxed).is_ok()
+            if owner.load(Relaxed) == 0
+                && owner.compare_exchange(0, token, Acquire, Relaxed).is_ok()
             {
                 return Some(i);
             }
@@ -737,11 +783,12 @@ impl<T: Entries> Semaphore<'_, T> {
         let rec = self.entries.get(i).record.load(SeqCst);
         let state = self.state.load(SeqCst);
         let tag = tag(state);
-        let pending = if tag.entry == Some(i) && !(tag.frozen && epoch(rec) & TAG_EPOCH_MASK != tag.epoch) {
-            i64::from(tag.delta)
-        } else {
-            0
-        };
+        let pending =
+            if tag.entry == Some(i) && !(tag.frozen && epoch(rec) & TAG_EPOCH_MASK != tag.epoch) {
+                i64::from(tag.delta)
+            } else {
+                0
+            };
         i64::from(held(rec)) + pending
     }
 }

@@ -833,9 +833,10 @@ impl Placed {
     pub(crate) fn layout(&self, map: &Mapping, process_slots: usize) -> Result<(usize, usize)> {
         let info = &self.info;
         let (holds, stride) = match info.kind {
-            Kind::Semaphore | Kind::BoundedSemaphore => {
-                (layout::permit_entries_for(process_slots), layout::PERMIT_ENTRY)
-            }
+            Kind::Semaphore | Kind::BoundedSemaphore => (
+                layout::permit_entries_for(process_slots),
+                layout::PERMIT_ENTRY,
+            ),
             Kind::RwLock => (layout::readers_for(process_slots), layout::READER_ENTRY),
             _ => (0, HOLD_ENTRY),
         };

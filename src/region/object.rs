@@ -162,7 +162,14 @@ impl Object {
         // aligned to its stride (at least 8) inside the object and holds `entries` entries of
         // `stride` bytes (the directory checked the object's size for this region's table);
         // they are reached only atomically, and `self.region` keeps them mapped.
-        unsafe { FutexWord::from_ptr(self.base.as_ptr().add(self.table + i * self.stride + offset).cast()) }
+        unsafe {
+            FutexWord::from_ptr(
+                self.base
+                    .as_ptr()
+                    .add(self.table + i * self.stride + offset)
+                    .cast(),
+            )
+        }
     }
 
     /// The 64-bit word at byte `offset` of entry `i` of the object's table (`i` < the number
@@ -179,16 +186,24 @@ impl Object {
         );
         // SAFETY: as `table_word`, and 8-aligned: the object is 128-aligned, the table offset
         // and the stride multiples of 8 (asserted).
-        unsafe { SharedU64::from_ptr(self.base.as_ptr().add(self.table + i * self.stride + offset).cast()) }
+        unsafe {
+            SharedU64::from_ptr(
+                self.base
+                    .as_ptr()
+                    .add(self.table + i * self.stride + offset)
+                    .cast(),
+            )
+        }
     }
 
     /// The 64-bit word at `offset` of the object's words (a multiple of 8, as
     /// [`layout`](super::layout) states them).
     #[inline]
     pub(crate) fn wide(&self, offset: usize) -> &SharedU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.table);
-        // SAFETY: an 8-aligned word (the object is 128-aligned) inside the object's words,
-        // which precede the table; reached only atomically; kept mapped by `self.region`.
+        debug_assert!(offset % 8 == 0 && offset + 8 <= self.table);
+        // SAFETY: as `word`: callers pass the offsets `layout` states for their kind, so an
+        // 8-aligned word (the object is 128-aligned) inside the object's words, which precede
+        // the table; reached only atomically; kept mapped by `self.region`.
         unsafe { SharedU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
     }
 

@@ -3,8 +3,8 @@
 //! killed in their sleep; and `Region::objects` listing every kind added with them.
 
 use crate::common::{
-    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u64, spawn,
-    wait_all, wait_for_count, wait_until, write_u64,
+    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u64, spawn, wait_all,
+    wait_for_count, wait_until, write_u64,
 };
 use shmsync::{DEATH_CHECK_INTERVAL, Error, Kind, RawValue, Region, Result};
 use std::time::{Duration, Instant};
@@ -957,11 +957,7 @@ fn permit_loops_killed_at_random(permits: u32, loops: usize, kills: usize) {
     assert!(!sem.is_broken(), "a death broke the semaphore");
     assert_eq!(sem.value(), permits, "not exactly every permit back");
     let snapshot = shmsync::inspect::Snapshot::open(shm.path()).unwrap();
-    let object = snapshot
-        .objects
-        .iter()
-        .find(|o| o.name == "s")
-        .unwrap();
+    let object = snapshot.objects.iter().find(|o| o.name == "s").unwrap();
     match &object.state {
         shmsync::inspect::State::Semaphore { holders, .. } => {
             assert!(holders.is_empty(), "permits still recorded: {holders:?}")
