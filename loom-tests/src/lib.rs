@@ -606,9 +606,7 @@ impl Word for LoomWord {
 
     fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
         let order = self.order(order);
-        match self.mutation {
-            _ => self.value.fetch_sub(value, order),
-        }
+        self.value.fetch_sub(value, order)
     }
 
     fn fetch_or(&self, value: u32, order: Ordering) -> u32 {
