@@ -779,7 +779,8 @@ impl Owners for LoomOwners {
 /// access whose ordering is `SeqCst` is preceded by `fence(SeqCst)` (loom 0.7 treats a `SeqCst`
 /// access as `AcqRel`; see `README.md`). It may carry one of the semaphore's protocol faults
 /// ([`Mutation::SkipRecord`], [`Mutation::SkipHelp`], [`Mutation::IgnoreEpoch`]), which it
-/// reports through [`Word64::mutated`], or an ordering mutation.
+/// reports through [`Word64::mutated`], an ordering mutation, [`Mutation::CheckThenAdd`] or
+/// [`Mutation::CasByLoadStore`].
 pub struct LoomWide {
     value: AtomicU64,
     mutation: Mutation,
@@ -848,7 +849,27 @@ impl Word64 for LoomWide {
         if success == SeqCst {
             fence(SeqCst);
         }
-        self.value.compare_exchange(current, new, success, failure)
+        match self.mutation {
+            Mutation::CheckThenAdd => {
+                let before = self.value.fetch_add(new.wrapping_sub(current), success);
+                Ok(before)
+            }
+            Mutation::CasByLoadStore => {
+                let now = self.value.load(failure);
+                if now != current {
+                    return Err(now);
+                }
+                self.value.store(
+                    new,
+                    match success {
+                        Acquire | Relaxed => Relaxed,
+                        _ => Release,
+                    },
+                );
+                Ok(now)
+            }
+            _ => self.value.compare_exchange(current, new, success, failure),
+        }
     }
     fn mutated(&self, fault: Fault) -> bool {
         matches!(

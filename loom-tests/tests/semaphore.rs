@@ -356,10 +356,10 @@ fn caught_ignore_epoch_by_two_settlers() {
 
 /// A bounded semaphore (bound 1) with no permit free: two racing releases, exactly one of
 /// which passes the bound check (it and the increment are one compare-exchange).
-#[test]
-fn bounded_release_once_2_threads() {
+fn bounded_release_once(faults: &Faults) {
+    let faults = faults.clone();
     harness::check(PREEMPTIONS, move || {
-        let s = Shared::new(&Faults::none(), 0, 1, 1);
+        let s = Shared::new(&faults, 0, 1, 1);
         let other = {
             let s = s.clone();
             loom::thread::spawn(move || s.sem().release(1))
@@ -368,9 +368,45 @@ fn bounded_release_once_2_threads() {
         let theirs = other.join().unwrap();
         let mut outcomes = [mine, theirs];
         outcomes.sort_by_key(|o| o.is_err());
-        assert_eq!(outcomes, [Ok(()), Err(ReleaseError::AboveBound)]);
+        assert_eq!(
+            outcomes,
+            [Ok(()), Err(ReleaseError::AboveBound)],
+            "not exactly one release passed the bound"
+        );
         s.assert_settled(1);
     });
+}
+
+#[test]
+fn bounded_release_once_2_threads() {
+    bounded_release_once(&Faults::none());
+}
+
+#[test]
+fn child_bounded_release_once_2_threads() {
+    if let Some(f) = Faults::from_env() {
+        bounded_release_once(&f);
+    }
+}
+
+/// The bound checked, then the count added, in two steps (Python's `BoundedSemaphore.release`).
+#[test]
+fn caught_check_then_add_by_bounded_release_once() {
+    expect_caught(
+        "child_bounded_release_once_2_threads",
+        "state=check-then-add",
+        &["not exactly one release passed the bound"],
+    );
+}
+
+/// A compare-exchange of the state word that is a load and a store.
+#[test]
+fn caught_cas_by_load_store_by_bounded_release_once() {
+    expect_caught(
+        "child_bounded_release_once_2_threads",
+        "state=cas-by-load-store",
+        &["not exactly one release passed the bound", "wrong count"],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
