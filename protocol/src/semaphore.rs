@@ -121,8 +121,9 @@ pub const TAG_EPOCH_BITS: u32 = 23;
 const TAG_EPOCH_MASK: u32 = (1 << TAG_EPOCH_BITS) - 1;
 /// The most entries a semaphore can have (a tag names one in 7 bits).
 pub const MAX_ENTRIES: u32 = 126;
-/// The most permits one process may hold of one semaphore (its record's `held` is a u32).
-const HELD_MAX: i64 = u32::MAX as i64;
+/// The most permits one process may hold of one semaphore, as the count: a record above it was
+/// scribbled on (and giving it back, 127 at a time, could take billions of steps).
+const HELD_MAX: i64 = MAX_VALUE as i64;
 
 /// A decoded tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -556,8 +557,8 @@ impl<T: Entries> Semaphore<'_, T> {
             if at == tag.epoch || self.state.mutated(Fault::IgnoreEpoch) {
                 let held = i64::from(held(rec)) + i64::from(tag.delta);
                 if !(0..=HELD_MAX).contains(&held) {
-                    // More permits given back than recorded taken: not a state this protocol
-                    // writes.
+                    // More permits given back than recorded taken, or more held than a count
+                    // can hold: not a state this protocol writes.
                     self.break_it();
                     return Settled::Broken;
                 }
@@ -670,6 +671,11 @@ impl<T: Entries> Semaphore<'_, T> {
         while self.flush(i).is_ok() {
             let held = held(entry.record.load(SeqCst));
             if held == 0 {
+                break;
+            }
+            if i64::from(held) > HELD_MAX {
+                // Scribbled on (no settle writes such a record).
+                self.break_it();
                 break;
             }
             if self.change(i, Change::Give(held.min(127))).is_err() {
