@@ -446,12 +446,14 @@ enum Impl {
     PthreadPshared,
     PthreadRobust,
     SemT,
+    ShmsyncPermit,
 }
 
 impl Impl {
-    const ALL: [Impl; 7] = [
+    const ALL: [Impl; 8] = [
         Impl::ShmsyncValue,
         Impl::ShmsyncLock,
+        Impl::ShmsyncPermit,
         Impl::FutexMutex,
         Impl::FutexMutexSpin,
         Impl::PthreadPshared,
@@ -468,6 +470,7 @@ impl Impl {
             Impl::PthreadPshared => "pthread_pshared",
             Impl::PthreadRobust => "pthread_robust",
             Impl::SemT => "sem_t",
+            Impl::ShmsyncPermit => "shmsync_permit",
         }
     }
 
@@ -504,6 +507,25 @@ impl Contender for LockContender<'_> {
     #[inline]
     fn increment(&self) {
         let _guard = self.lock.lock().expect("lock");
+        bump(self.counter);
+    }
+    fn count(&self) -> u64 {
+        self.counter.load(Relaxed)
+    }
+}
+
+/// A `Semaphore` of one permit used as a lock: a `permit()` guard, then the counter beside it.
+/// The two processes' entries take turns in the semaphore's tag, so every take and drop settles
+/// the other's tag first.
+struct PermitContender<'a> {
+    sem: shmsync::Semaphore,
+    counter: &'a AtomicU64,
+}
+
+impl Contender for PermitContender<'_> {
+    #[inline]
+    fn increment(&self) {
+        let _permit = self.sem.permit().expect("permit");
         bump(self.counter);
     }
     fn count(&self) -> u64 {
@@ -568,6 +590,10 @@ fn with_contender<W: WithContender>(
         Impl::SemT => w.run(AltContender {
             lock: alt.sem,
             counter: arena.counter(slot::SEM),
+        }),
+        Impl::ShmsyncPermit => w.run(PermitContender {
+            sem: region.semaphore("permit", 1).expect("semaphore"),
+            counter: arena.counter(slot::PERMIT_COUNTER),
         }),
     }
 }

@@ -74,6 +74,7 @@ CONTENDED = [
     ("pthread_pshared", "glibc pthread PROCESS_SHARED"),
     ("pthread_robust", "glibc pthread PROCESS_SHARED + ROBUST"),
     ("sem_t", "POSIX `sem_t` pshared"),
+    ("shmsync_permit", "**shmsync `Semaphore(1)`** `permit()` guard + counter beside it"),
     ("futex_mutex_spin100", "*diagnostic:* futex mutex + a fixed 100-read spin (shmsync's spin "
                             "before the adaptive one)"),
 ]
@@ -1405,12 +1406,14 @@ def observations(r):
     if permit and sem_t and sem_ar:
         out.append(
             f"A `Semaphore` permit guard costs {fmt_ns(permit)} ({fmt_x(permit / sem_t)} a "
-            f"`sem_t` wait + post, {fmt_ns(sem_t)}): besides the read-modify-write on the "
-            "count, each permit is recorded in this process's entry of the semaphore's hold "
-            "table (`protocol/src/holds.rs`: `begin` and `commit_take` on the way in, "
-            "`begin_give` and `end_give` on the way out, four more atomic read-modify-writes), "
-            "which is what lets a dead process's permits be given back; `sem_t` cannot do that. "
-            f"The unattributed Python-style `acquire` + `release` skips the table: {fmt_ns(sem_ar)}."
+            f"`sem_t` wait + post, {fmt_ns(sem_t)}; issue 14's goal: at most 1.3×). Each way "
+            "is one compare-exchange of the semaphore's 64-bit state word, which holds the "
+            "count and the in-flight tag that records whose permit it is "
+            "(`protocol/src/semaphore.rs`): a process that takes and drops permits alone keeps "
+            "its own tag there and writes nothing else, which is what lets a dead process's "
+            "permits be given back exactly; `sem_t` cannot do that. The rest is the guard "
+            "(this process's cached entry, the fork check on drop). The unattributed "
+            f"Python-style `acquire` + `release`: {fmt_ns(sem_ar)}."
             + (f" An `RwLock` read guard ({fmt_ns(read)}, {fmt_x(read / pread)} "
                f"`pthread_rwlock_t`'s {fmt_ns(pread)}) needs no such table: the reader's own "
                "indicator is the record (`protocol/src/rwlock.rs`)." if read and pread else ""))

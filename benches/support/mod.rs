@@ -63,7 +63,9 @@ pub mod slot {
     pub const RWLOCK: usize = 16;
     /// A flag word read by the `Event::is_set` comparison (an Acquire load).
     pub const FLAG: usize = 17;
-    pub const COUNT: usize = 18;
+    /// The counter of the shmsync `Semaphore` permit contended benchmark.
+    pub const PERMIT_COUNTER: usize = 18;
+    pub const COUNT: usize = 19;
 }
 
 /// A memfd mapped `MAP_SHARED`: what any process-shared lock lives in. The descriptor is
