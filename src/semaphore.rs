@@ -12,9 +12,8 @@ use crate::region::{Kind, Object, Region, Spec, layout};
 use crate::sys::{self, FutexWord, SharedU64};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
 /// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
@@ -77,7 +76,10 @@ const NO_ENTRY: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub(crate) struct LocalEntry {
     cached: AtomicU64,
-    claiming: Mutex<()>,
+    /// The key of the fork generation whose thread is claiming (0: nobody): a lock that a
+    /// forked child ignores (a `Mutex` held by a parent's thread at the fork would stay locked
+    /// in the child for ever).
+    claiming: AtomicU64,
 }
 
 impl LocalEntry {
@@ -99,6 +101,33 @@ impl LocalEntry {
     fn set(&self, generation: u32, index: u32) {
         self.cached
             .store(Self::key(generation) | u64::from(index), Relaxed);
+    }
+    /// Waits until no other thread of this fork generation is claiming, then claims (a lock
+    /// held for one claim; a holder from another generation, the parent of a forked child, is
+    /// ignored). The guard lets go.
+    fn claiming(&self, generation: u32) -> Claiming<'_> {
+        let mine = Self::key(generation) | 1;
+        loop {
+            let now = self.claiming.load(Relaxed);
+            if now != mine
+                && self
+                    .claiming
+                    .compare_exchange(now, mine, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return Claiming(&self.claiming);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// A claim in progress (see [`LocalEntry::claiming`]).
+struct Claiming<'a>(&'a AtomicU64);
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Release);
     }
 }
 
@@ -265,11 +294,7 @@ impl Semaphore {
 
     #[cold]
     fn claim(&self, generation: u32) -> Option<u32> {
-        let _claiming = self
-            .local
-            .claiming
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _claiming = self.local.claiming(generation);
         if let Some(index) = self.local.get(generation).filter(|&i| i != NO_ENTRY) {
             return Some(index);
         }
@@ -307,8 +332,19 @@ impl Semaphore {
     /// # Ok::<(), shmsync::Error>(())
     /// ```
     pub fn reclaim(&self) -> usize {
+        match self.recoverer() {
+            Some(me) => self.proto().reclaim(me, self.object.region()) as usize,
+            None => 0,
+        }
+    }
+
+    /// This process's token, if it may recover dead processes' entries: a registered process
+    /// (an unregistered one could not be told dead if it died mid-recovery, and the entry it
+    /// marked would stay marked).
+    fn recoverer(&self) -> Option<u32> {
         let region = self.object.region();
-        self.proto().reclaim(region.token(), region) as usize
+        let token = region.token();
+        region.slot_of(token).map(|_| token)
     }
 
     /// Takes a permit as Python does, unattributed (see the type's docs).
@@ -366,7 +402,9 @@ impl Semaphore {
     /// The records of dead processes are dropped without giving anything back (`value` stands
     /// for everything); permits held by live processes through [`Permit`]s stay recorded and
     /// come back when dropped, so count them out of `value` (a bounded semaphore keeps its count
-    /// at its bound when they do). Sleepers are woken to look again.
+    /// at its bound when they do). A `Permit` dropped while the semaphore was broken could not
+    /// give its permit back, so it stays recorded as its process's until that process dies:
+    /// count it as held, not free. Sleepers are woken to look again.
     ///
     /// # Examples
     ///
@@ -387,7 +425,12 @@ impl Semaphore {
             return Err(Error::AboveBound { bound: self.bound });
         }
         let region = self.object.region();
-        self.proto().repair(value, region.token(), region);
+        match self.recoverer() {
+            Some(me) => self.proto().repair(value, me, region),
+            // Unregistered: the count is stated, dead processes' entries stay for a registered
+            // process to clear.
+            None => self.proto().repair_count(value),
+        }
         Ok(())
     }
 

@@ -266,30 +266,43 @@ const MAX_GAP: u32 = 256;
 /// handoff on the futex path. How long it spins is the word's business: the budget adapts to
 /// whether spinning has been paying off ([`Word::spin_ended`]).
 #[inline]
-fn spin<W: Word>(word: &W, mut state: u32) -> u32 {
-    if !is_locked(state) {
-        return state;
+fn spin<W: Word>(word: &W, state: u32) -> u32 {
+    // Relaxed: reads only to decide whether to keep spinning; the CAS that follows orders.
+    spin_while(word, state, || word.load(Relaxed), is_locked)
+}
+
+/// The spin of [`spin`], for any state: re-reads it with `read` while `busy` says so (`value`
+/// is the caller's last read), within `budget`'s [`Word::spin_budget`], and tells `budget`
+/// whether it paid off. Returns the last value read.
+#[inline]
+pub(crate) fn spin_while<W: Word, T: Copy>(
+    budget: &W,
+    mut value: T,
+    read: impl Fn() -> T,
+    busy: impl Fn(T) -> bool,
+) -> T {
+    if !busy(value) {
+        return value;
     }
-    let budget = word.spin_budget().min(W::SPIN_LIMIT);
-    if budget == 0 {
-        return state;
+    let limit = budget.spin_budget().min(W::SPIN_LIMIT);
+    if limit == 0 {
+        return value;
     }
     let mut spent = 0;
     let mut gap = FIRST_GAP;
-    while spent < budget {
-        let pause = gap.min(budget - spent);
-        word.spin_pause(pause);
+    while spent < limit {
+        let pause = gap.min(limit - spent);
+        budget.spin_pause(pause);
         spent += pause;
-        // Relaxed: reads only to decide whether to keep spinning; the CAS that follows orders.
-        state = word.load(Relaxed);
-        if !is_locked(state) {
-            word.spin_ended(true, spent);
-            return state;
+        value = read();
+        if !busy(value) {
+            budget.spin_ended(true, spent);
+            return value;
         }
         gap = gap.saturating_mul(2).min(MAX_GAP);
     }
-    word.spin_ended(false, spent);
-    state
+    budget.spin_ended(false, spent);
+    value
 }
 
 /// Releases the lock. `token` is the caller's own token: the fast path is for a holder with no

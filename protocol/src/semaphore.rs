@@ -92,15 +92,16 @@
 //!
 //! # Sleeping
 //!
-//! A taker that finds no permit reads `wakes`, increments `sleepers`, reads `state` again and
-//! sleeps on `wakes` if the count is still 0; a change that adds permits reads `sleepers` and,
+//! A taker that finds no permit spins a while (as a contended lock does, on an adaptive
+//! budget), then reads `wakes`, increments `sleepers`, reads `state` again and sleeps on
+//! `wakes` if the count is still 0; a change that adds permits reads `sleepers` and,
 //! if non-zero, bumps `wakes` and wakes. All SeqCst: either the taker's second read sees the
 //! permit, or the releaser sees the sleeper (and its bump makes the sleep return). A sleeper
 //! killed in its sleep leaves `sleepers` one too high, which costs needless wake calls and
 //! nothing else.
 
 use super::Block;
-use super::mutex::{Owners, RECOVERING, TOKEN_MASK};
+use super::mutex::{Owners, RECOVERING, TOKEN_MASK, spin_while};
 use crate::word::{Fault, WaitOutcome, Word, Word64};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
@@ -121,8 +122,9 @@ pub const TAG_EPOCH_BITS: u32 = 23;
 const TAG_EPOCH_MASK: u32 = (1 << TAG_EPOCH_BITS) - 1;
 /// The most entries a semaphore can have (a tag names one in 7 bits).
 pub const MAX_ENTRIES: u32 = 126;
-/// The most permits one process may hold of one semaphore, as the count: a record above it was
-/// scribbled on (and giving it back, 127 at a time, could take billions of steps).
+/// The most permits a record counts, as the count: a record saturates there (a give-back is
+/// capped at the bound anyway), so one above it was scribbled on (and giving it back, 127 at a
+/// time, could take billions of steps).
 const HELD_MAX: i64 = MAX_VALUE as i64;
 
 /// A decoded tag.
@@ -333,6 +335,18 @@ impl<T: Entries> Semaphore<'_, T> {
                 reclaim();
                 continue;
             }
+            // Spin a while (as a contended lock does, on the same adaptive budget, kept for
+            // `wakes`): a permit given back on another CPU is then taken without a system call
+            // on either side.
+            let state = spin_while(
+                self.wakes,
+                self.state.load(Relaxed),
+                || self.state.load(Relaxed),
+                |state| count(state) == 0 && !is_broken(state),
+            );
+            if count(state) != 0 || is_broken(state) {
+                continue;
+            }
             // SeqCst, all four: ordered against a releaser's SeqCst change of `state` and its
             // read of `sleepers` (see the module docs).
             let seen = self.wakes.load(SeqCst);
@@ -444,13 +458,11 @@ impl<T: Entries> Semaphore<'_, T> {
                     | u64::from(free)
                     | (u64::from(delta as u8) << DELTA_SHIFT)
             });
-            if let Some(next) = next
-                && self
-                    .state
-                    .compare_exchange(state, next, SeqCst, Relaxed)
-                    .is_ok()
-            {
-                return Ok(());
+            if let Some(next) = next {
+                match self.state.compare_exchange(state, next, SeqCst, Relaxed) {
+                    Ok(_) => return Ok(()),
+                    Err(now) => return self.change_slow(i, change, now),
+                }
             }
         }
         self.change_slow(i, change, state)
@@ -556,12 +568,15 @@ impl<T: Entries> Semaphore<'_, T> {
             let at = epoch(rec) & TAG_EPOCH_MASK;
             if at == tag.epoch || self.state.mutated(Fault::IgnoreEpoch) {
                 let held = i64::from(held(rec)) + i64::from(tag.delta);
-                if !(0..=HELD_MAX).contains(&held) {
-                    // More permits given back than recorded taken, or more held than a count
-                    // can hold: not a state this protocol writes.
+                if held < 0 {
+                    // More permits given back than recorded taken: not a state this protocol
+                    // writes.
                     self.break_it();
                     return Settled::Broken;
                 }
+                // More than a count can hold (a process that forgets its guards while others
+                // release): saturated, which gives back as much as the bound lets anyway.
+                let held = held.min(HELD_MAX);
                 if self.state.mutated(Fault::SkipRecord) {
                     return Settled::Copied;
                 }
@@ -644,7 +659,8 @@ impl<T: Entries> Semaphore<'_, T> {
     }
 
     /// If entry `i` belongs to a dead process (or to a recoverer that died), gives its permits
-    /// back as process `me` and leaves the entry to `then` (0: free). Returns whether it did.
+    /// back as process `me` and leaves the entry to `then` (0: free). Returns whether it did
+    /// (as [`recover`](Semaphore::recover)).
     pub fn recover_if_dead<O: Owners>(&self, i: u32, me: u32, owners: &O, then: u32) -> bool {
         let owner = self.entries.get(i).owner.load(Acquire);
         let holder = owner & TOKEN_MASK;
@@ -655,8 +671,10 @@ impl<T: Entries> Semaphore<'_, T> {
     }
 
     /// Gives back the permits of entry `i`, whose owner word `dead` (a dead process's token, or
-    /// a dead recoverer's mark) was judged dead, as process `me`; leaves the entry to `then`.
-    /// Returns `false` if someone else got to it first.
+    /// a dead recoverer's mark) was judged dead, as process `me` (a registered process, whose
+    /// own death can be told); leaves the entry to `then`. Returns whether the entry is now
+    /// `then`'s with nothing recorded: `false` if someone else got to it first, or if the
+    /// semaphore is broken (then the entry is left free).
     pub fn recover(&self, i: u32, dead: u32, me: u32, then: u32) -> bool {
         let entry = self.entries.get(i);
         if entry
@@ -668,9 +686,11 @@ impl<T: Entries> Semaphore<'_, T> {
         }
         // Every step is the protocol's own: a recoverer that dies here leaves a state the next
         // one finishes.
+        let mut done = false;
         while self.flush(i).is_ok() {
             let held = held(entry.record.load(SeqCst));
             if held == 0 {
+                done = true;
                 break;
             }
             if i64::from(held) > HELD_MAX {
@@ -682,17 +702,20 @@ impl<T: Entries> Semaphore<'_, T> {
                 break;
             }
         }
-        // Release: the next owner sees the record as we left it.
-        entry.owner.store(then, Release);
+        // Release: the next owner sees the record as we left it. An entry whose permits could
+        // not all be given back (the semaphore is broken) is nobody's rather than `then`'s, so
+        // that its leftovers are never counted as `then`'s.
+        entry.owner.store(if done { then } else { 0 }, Release);
         self.wake_for(u32::MAX);
-        true
+        done
     }
 
     /// Gives back the permits of every dead process's entry, as process `me`, looking only at
     /// entries that may hold permits (so a live process that holds none costs no liveness
     /// check). Returns how many entries it recovered.
     pub fn reclaim<O: Owners>(&self, me: u32, owners: &O) -> u32 {
-        let pending = tag(self.state.load(Relaxed));
+        // SeqCst: a record copied before the tag read here left is seen below.
+        let pending = tag(self.state.load(SeqCst));
         let mut recovered = 0;
         for i in 0..self.entries.len() {
             let entry = self.entries.get(i);
@@ -701,7 +724,7 @@ impl<T: Entries> Semaphore<'_, T> {
                 continue;
             }
             let holds = owner & RECOVERING != 0
-                || held(entry.record.load(Relaxed)) != 0
+                || held(entry.record.load(SeqCst)) != 0
                 || (pending.entry == Some(i) && (pending.delta != 0 || pending.frozen));
             if holds && self.recover_if_dead(i, me, owners, 0) {
                 recovered += 1;
@@ -716,24 +739,26 @@ impl<T: Entries> Semaphore<'_, T> {
     /// dropped). Wakes every sleeper.
     pub fn repair<O: Owners>(&self, value: u32, me: u32, owners: &O) {
         let value = u64::from(value.min(self.bound).min(MAX_VALUE));
-        // Unbroken, with a tag that names an entry (or none), so that it can be settled.
+        let n = self.entries.len();
+        // Unbroken, with a tag that names an entry (or none), so that it can be settled; a tag
+        // that cannot be settled (its record disagrees) is dropped.
         self.rewrite(|state| {
             let tag = tag(state);
             match tag.entry {
-                Some(e) if e < self.entries.len() => state & !BROKEN,
+                Some(e) if e < n => state & !BROKEN,
                 None if !tag.frozen => state & !BROKEN,
                 _ => count(state).into(),
             }
         });
-        let pending = tag(self.state.load(SeqCst)).entry;
-        if let Some(e) = pending
-            && self.flush(e).is_err()
-        {
-            // The record disagrees with the tag: drop the tag.
-            self.rewrite(|state| count(state).into());
+        let settle_or_drop = |e: u32| {
+            if self.flush(e).is_err() {
+                self.rewrite(|state| count(state).into());
+            }
+        };
+        if let Some(e) = tag(self.state.load(SeqCst)).entry {
+            settle_or_drop(e);
         }
-        self.rewrite(|state| (state & !(COUNT_MASK | BROKEN)) | value);
-        for i in 0..self.entries.len() {
+        for i in 0..n {
             let entry = self.entries.get(i);
             let owner = entry.owner.load(Acquire);
             let holder = owner & TOKEN_MASK;
@@ -747,14 +772,27 @@ impl<T: Entries> Semaphore<'_, T> {
             {
                 continue;
             }
-            if self.flush(i).is_err() {
-                self.rewrite(|state| (state & !(COUNT_MASK | BROKEN)) | value);
-            }
+            settle_or_drop(i);
             // Same epoch: a tag of this entry left in `state` (delta 0) stays consistent.
             let rec = entry.record.load(SeqCst);
             entry.record.store(record(epoch(rec), 0), SeqCst);
             entry.owner.store(0, Release);
         }
+        self.rewrite(|state| (state & !(COUNT_MASK | BROKEN)) | value);
+        self.wakes.fetch_add(1, SeqCst);
+        self.wakes.wake_all();
+    }
+
+    /// The part of [`repair`](Semaphore::repair) that needs no process identity: sets the
+    /// count to `value` and clears [`BROKEN`], dropping a tag that names no entry; wakes every
+    /// sleeper.
+    pub fn repair_count(&self, value: u32) {
+        let value = u64::from(value.min(self.bound).min(MAX_VALUE));
+        let n = self.entries.len();
+        self.rewrite(|state| match tag(state).entry {
+            Some(e) if e < n => (state & !(COUNT_MASK | BROKEN)) | value,
+            _ => value,
+        });
         self.wakes.fetch_add(1, SeqCst);
         self.wakes.wake_all();
     }

@@ -78,7 +78,7 @@
 //! | RLock | 0: lock word, 4: owner thread, 8: count, 12: owner token | 16 | — |
 //! | Value, Array | 0: lock word | 4 | the elements |
 //! | RawValue, RawArray | none | 0 | the elements |
-//! | Semaphore, BoundedSemaphore | 0: state (64-bit: count, broken mark and in-flight tag), 8: sleepers, 12: wake sequence, 16: bound | 128 | the entries (each 0: owner token, 4: unused, 8: record (64-bit: epoch, permits held)) |
+//! | Semaphore, BoundedSemaphore | 0: state (64-bit: count, broken mark and in-flight tag), 8: bound, 64: sleepers, 68: wake sequence | 128 | the entries (each 0: owner token, 4: unused, 8: record (64-bit: epoch, permits held)) |
 //! | Condition | 0..16: its RLock's words (on a shared lock: 0 is 0 for an RLock, `ON_LOCK` for a Lock), 16: sequence, 20: sleepers | 24 | a shared lock's name (the entry's `len` bytes) |
 //! | Event | 0: flag | 4 | — |
 //! | Barrier | 0: state, 4: resets, 8: parties | 12 | — |
@@ -232,12 +232,13 @@ pub mod locked {
 pub mod semaphore {
     /// The 64-bit state: free permits, broken mark, in-flight tag.
     pub const STATE: usize = 0;
-    /// Threads that may be sleeping.
-    pub const SLEEPERS: usize = 8;
-    /// The word sleepers sleep on, bumped to wake them.
-    pub const WAKES: usize = 12;
     /// The most permits a release may make.
-    pub const BOUND: usize = 16;
+    pub const BOUND: usize = 8;
+    /// Threads that may be sleeping (on a cache line of its own: a sleeper's count and a wake's
+    /// bump do not take the state word's line away from the process holding it).
+    pub const SLEEPERS: usize = 64;
+    /// The word sleepers sleep on, bumped to wake them.
+    pub const WAKES: usize = 68;
     /// Bytes of words: a cache-line pair ([`PAD`](super::PAD)), so that entries written by
     /// settling tags never share a line with the state word.
     pub const WORDS: usize = 128;

@@ -982,3 +982,23 @@ fn a_lone_permit_loop_killed_at_random_moments_gives_its_permits_back_and_never_
     // The old design's worst case (no wake call, half the time between change and record).
     permit_loops_killed_at_random(3, 1, kills(300) / 3);
 }
+
+#[test]
+fn a_process_that_forgets_more_guards_than_a_count_holds_breaks_nothing() {
+    // Every forgotten guard stays recorded as this process's; with the count refilled by
+    // releases, the record passes 2^24 - 1 and saturates there (no state the protocol does not
+    // write, so no break).
+    let region = Region::anonymous(1 << 16).unwrap();
+    let max = (1 << 24) - 1;
+    let sem = region.semaphore("s", max).unwrap();
+    for _ in 0..max {
+        std::mem::forget(sem.permit().unwrap());
+    }
+    assert_eq!(sem.value(), 0);
+    sem.release_many(max).unwrap();
+    for _ in 0..1000 {
+        std::mem::forget(sem.permit().unwrap());
+    }
+    assert!(!sem.is_broken());
+    assert_eq!(sem.value(), max - 1000);
+}
