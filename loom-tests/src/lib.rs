@@ -461,12 +461,14 @@ impl LoomWord {
         order
     }
 
-    fn wake(&self, all: bool) {
+    /// Wakes one or every queued waiter; returns whether it woke one.
+    fn wake(&self, all: bool) -> bool {
         if self.mutation == Mutation::SkipWake {
-            return;
+            return false;
         }
         let mut st = self.futex.lock().unwrap();
         st.stats.wakes += 1;
+        let woke = !st.queue.is_empty();
         if all {
             let queued: Vec<u64> = st.queue.drain(..).collect();
             st.woken.extend(queued);
@@ -476,6 +478,7 @@ impl LoomWord {
         // Sleepers check their own ticket; notifying a condvar nobody waits on is harmless.
         self.sleepers.notify_all();
         drop(st);
+        woke
     }
 
     /// The bounded "maybe it times out / returns spuriously" window (see the type docs).
@@ -679,6 +682,10 @@ impl Word for LoomWord {
 
     fn wake_all(&self) {
         self.wake(true);
+    }
+
+    fn wake_one_counted(&self) -> bool {
+        self.wake(false)
     }
 
     fn spin_hint(&self) {

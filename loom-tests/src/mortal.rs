@@ -102,6 +102,10 @@ impl Word for Mortal<'_> {
         self.fuse.step();
         self.word.wake_all()
     }
+    fn wake_one_counted(&self) -> bool {
+        self.fuse.step();
+        self.word.wake_one_counted()
+    }
     fn spin_hint(&self) {
         self.word.spin_hint()
     }

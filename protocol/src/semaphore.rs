@@ -38,8 +38,8 @@
 //! giving a dead owner's permits back) and a `record` ([`Word64`]): `epoch << 32 | held`, the
 //! permits recorded as the owner's, and how many times a tag was copied in.
 //!
-//! `sleepers` counts the threads that may be asleep on `wakes`; a release that finds it
-//! non-zero bumps `wakes` and wakes.
+//! `sleepers`: `epoch << 16 | count`, the threads that may be asleep on `wakes`; a release that
+//! finds a count bumps `wakes` and wakes.
 //!
 //! # Invariant
 //!
@@ -97,8 +97,11 @@
 //! `wakes` if the count is still 0; a change that adds permits reads `sleepers` and,
 //! if non-zero, bumps `wakes` and wakes. All SeqCst: either the taker's second read sees the
 //! permit, or the releaser sees the sleeper (and its bump makes the sleep return). A sleeper
-//! killed in its sleep leaves `sleepers` one too high, which costs needless wake calls and
-//! nothing else.
+//! takes its count back when it leaves, but only in the epoch it counted itself in. A sleeper
+//! killed in its sleep leaves its count behind: the next give that wakes one thread finds
+//! nobody asleep (the futex says how many it woke), starts a new epoch with count 0 and wakes
+//! every sleeper, which count themselves again. So a dead sleeper costs one needless wake, not
+//! one per give for good.
 
 use super::Block;
 use super::mutex::{Owners, RECOVERING, TOKEN_MASK, spin_while};
@@ -126,6 +129,13 @@ pub const MAX_ENTRIES: u32 = 126;
 /// capped at the bound anyway), so one above it was scribbled on (and giving it back, 127 at a
 /// time, could take billions of steps).
 const HELD_MAX: i64 = MAX_VALUE as i64;
+
+/// In `sleepers`: the threads that may be asleep on `wakes`.
+pub const SLEEPERS_COUNT: u32 = 0xffff;
+/// In `sleepers`: the epoch (the high 16 bits): a sleeper takes its count back only in the
+/// epoch it counted itself in.
+pub const SLEEPERS_EPOCH: u32 = !SLEEPERS_COUNT;
+const SLEEPERS_EPOCH_ONE: u32 = SLEEPERS_COUNT + 1;
 
 /// A decoded tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -350,14 +360,14 @@ impl<T: Entries> Semaphore<'_, T> {
             // SeqCst, all four: ordered against a releaser's SeqCst change of `state` and its
             // read of `sleepers` (see the module docs).
             let seen = self.wakes.load(SeqCst);
-            self.sleepers.fetch_add(1, SeqCst);
+            let epoch = self.sleepers.fetch_add(1, SeqCst) & SLEEPERS_EPOCH;
             let state = self.state.load(SeqCst);
             let outcome = if count(state) == 0 && !is_broken(state) {
                 self.wakes.wait(seen, owners.slice_end(deadline))
             } else {
                 WaitOutcome::ValueChanged
             };
-            self.sleepers.fetch_sub(1, Relaxed);
+            self.unsleep(epoch);
             reclaim();
             if outcome == WaitOutcome::TimedOut && owners.expired(deadline) {
                 // One last look: the permit may have come with the deadline.
@@ -415,17 +425,53 @@ impl<T: Entries> Semaphore<'_, T> {
 
     /// After permits were added: wakes a sleeper (every sleeper for `n > 1`) if `sleepers`
     /// says there may be one. The SeqCst read comes after the SeqCst compare-exchange that
-    /// added the permits.
+    /// added the permits. A wake of one that found nobody asleep although `sleepers` counted
+    /// someone starts a new sleepers epoch (see [`Semaphore::new_sleepers_epoch`]).
     #[inline]
     fn wake_for(&self, n: u32) {
-        if self.sleepers.load(SeqCst) != 0 {
+        if self.sleepers.load(SeqCst) & SLEEPERS_COUNT != 0 {
             self.wakes.fetch_add(1, SeqCst);
-            if n == 1 {
-                self.wakes.wake_one();
-            } else {
+            if n != 1 {
                 self.wakes.wake_all();
+            } else if !self.wakes.wake_one_counted() {
+                self.new_sleepers_epoch();
             }
         }
+    }
+
+    /// A sleeper leaves (woken, timed out, or not slept at all): its count goes, unless a new
+    /// epoch dropped it already.
+    #[inline]
+    fn unsleep(&self, epoch: u32) {
+        let mut now = self.sleepers.load(Relaxed);
+        while now & SLEEPERS_EPOCH == epoch && now & SLEEPERS_COUNT != 0 {
+            match self
+                .sleepers
+                .compare_exchange(now, now - 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    /// Drops every count in `sleepers` (a new epoch, count 0) and wakes every sleeper, each of
+    /// which counts itself again before it sleeps again. For a count that stays although nobody
+    /// sleeps: a sleeper killed in its sleep (whose count would otherwise make every give a
+    /// needless wake call, for good). Also called when a waiter had counted itself but was not
+    /// asleep yet (the bump of `wakes` already ends its wait): a needless wake call, once.
+    #[cold]
+    fn new_sleepers_epoch(&self) {
+        let mut now = self.sleepers.load(Relaxed);
+        loop {
+            let next = (now & SLEEPERS_EPOCH).wrapping_add(SLEEPERS_EPOCH_ONE);
+            match self.sleepers.compare_exchange(now, next, SeqCst, Relaxed) {
+                Ok(_) => break,
+                Err(seen) => now = seen,
+            }
+        }
+        self.wakes.fetch_add(1, SeqCst);
+        self.wakes.wake_all();
     }
 
     /// One change of `state` attributed to entry `i`: the fast path (our own tag, unfrozen,

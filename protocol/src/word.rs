@@ -63,6 +63,13 @@ pub trait Word {
     fn wake_one(&self);
     /// Wakes every thread sleeping in [`Word::wait`] on this word, in any process.
     fn wake_all(&self);
+    /// [`Word::wake_one`], telling whether it woke a thread (`false`: nobody was asleep on the
+    /// word). The default wakes and says it did, which makes callers that act on "nobody"
+    /// never act.
+    fn wake_one_counted(&self) -> bool {
+        self.wake_one();
+        true
+    }
     /// Wakes at most `n` threads sleeping on this word (waking more is allowed: every waiter
     /// re-checks its condition).
     fn wake_n(&self, n: u32) {

@@ -534,7 +534,8 @@ impl View<'_> {
                     broken: semaphore::is_broken(state),
                     bound: (info.kind == Kind::BoundedSemaphore)
                         .then(|| self.load(base + layout::semaphore::BOUND)),
-                    sleepers: self.load(base + layout::semaphore::SLEEPERS),
+                    sleepers: self.load(base + layout::semaphore::SLEEPERS)
+                        & semaphore::SLEEPERS_COUNT,
                     holders: self.permit_holders(state, base + table),
                 }
             }

@@ -102,6 +102,10 @@ impl Word for FutexWord {
         futex_wake(&self.0, 1);
     }
     #[inline]
+    fn wake_one_counted(&self) -> bool {
+        futex_wake(&self.0, 1) > 0
+    }
+    #[inline]
     fn wake_all(&self) {
         futex_wake(&self.0, i32::MAX);
     }
@@ -144,9 +148,9 @@ fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wai
 
 /// Wakes up to `n` sleepers on `word`, in any process.
 #[inline]
-fn futex_wake(word: &AtomicU32, n: i32) {
+fn futex_wake(word: &AtomicU32, n: i32) -> i32 {
     let futex: &Futex<Shared> = word.as_futex();
-    futex.wake(n);
+    futex.wake(n)
 }
 
 /// A 64-bit word in a shared mapping (nobody sleeps on it): the production [`Word64`], for the

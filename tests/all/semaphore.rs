@@ -677,6 +677,18 @@ fn processes_killed_while_sleeping_in_acquire_break_nothing() {
     again.wait_ok();
     assert_eq!(got.load(), 2);
     assert_eq!(sem.value(), 1);
+    // The dead sleepers' counts are gone (the first give that woke nobody started a new
+    // epoch), so gives make no more wake calls for them.
+    let sleepers = || {
+        let snapshot = shmsync::inspect::Snapshot::open(shm.path()).unwrap();
+        let object = snapshot.objects.into_iter().find(|o| o.name == "s").unwrap();
+        match object.state {
+            shmsync::inspect::State::Semaphore { sleepers, .. } => sleepers,
+            other => panic!("not a semaphore: {other:?}"),
+        }
+    };
+    drop(sem.permit().unwrap());
+    assert_eq!(sleepers(), 0, "dead sleepers still counted");
 }
 
 #[test]
