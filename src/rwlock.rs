@@ -389,8 +389,9 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn repair(&self) {
         let region = self.object.region();
-        self.proto()
-            .repair(&Table(&self.object), region.token(), region);
+        let token = region.token();
+        let me = region.slot_of(token).map(|_| token);
+        self.proto().repair(&Table(&self.object), me, region);
     }
 
     /// Whether a writer holds the lock now (a snapshot).

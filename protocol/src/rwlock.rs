@@ -750,8 +750,18 @@ impl<W: Word> RwLock<'_, W> {
     /// process without an indicator holds a read lock: forgets the anonymous read locks (those
     /// of dead unregistered processes), clears the indicators of dead processes, and clears
     /// [`BROKEN`]; sleepers are woken to look again. Live processes' indicators are left alone.
-    pub fn repair<T: Indicators<Word = W>, O: Owners>(&self, table: &T, me: u32, owners: &O) {
-        for i in 0..table.len().min(MAX_INDICATORS) {
+    /// `me` is the caller's token, `None` for a process whose own death nobody could tell (an
+    /// unregistered one): such a caller leaves dead processes' indicators alone, since a
+    /// `RECOVERING` mark of its own would stay for good if it died while clearing one.
+    pub fn repair<T: Indicators<Word = W>, O: Owners>(
+        &self,
+        table: &T,
+        me: Option<u32>,
+        owners: &O,
+    ) {
+        let indicators = if me.is_some() { table.len() } else { 0 };
+        let me = me.unwrap_or(0);
+        for i in 0..indicators.min(MAX_INDICATORS) {
             let indicator = table.get(i);
             let owner = indicator.owner.load(Acquire);
             if owner != me && Indicator::<W>::owner_dead(owner, owners) {

@@ -681,7 +681,11 @@ fn processes_killed_while_sleeping_in_acquire_break_nothing() {
     // epoch), so gives make no more wake calls for them.
     let sleepers = || {
         let snapshot = shmsync::inspect::Snapshot::open(shm.path()).unwrap();
-        let object = snapshot.objects.into_iter().find(|o| o.name == "s").unwrap();
+        let object = snapshot
+            .objects
+            .into_iter()
+            .find(|o| o.name == "s")
+            .unwrap();
         match object.state {
             shmsync::inspect::State::Semaphore { sleepers, .. } => sleepers,
             other => panic!("not a semaphore: {other:?}"),
