@@ -87,7 +87,8 @@ fn main() {
             cost(&region, |r| drop(r.rwlock::<u64>("rw", 0).expect("rwlock"))),
         ),
     ];
-    // The hold tables scale with the region's process table.
+    // Semaphore entries and reader indicators are sized from the region's process table (at
+    // most 64 and 32 of them).
     let small = Region::options()
         .max_processes(64)
         .anonymous(SIZE)

@@ -76,7 +76,7 @@ impl Block {
         }
     }
 
-    /// The deadline to pass to [`Word::wait`](Word::wait) (`None`: no limit).
+    /// The deadline to pass to [`Word::wait`] (`None`: no limit).
     #[inline]
     pub fn deadline(self) -> Option<Instant> {
         match self {

@@ -167,7 +167,8 @@ pub(crate) struct Spec {
     len: usize,
     /// Bytes after the data (a shared lock's name, for a condition).
     tail: usize,
-    /// Entries of the hold table (see the protocol crate's `holds`), 0 for none.
+    /// Entries of the table of per-process records (a semaphore's entries, an `RwLock`'s reader
+    /// indicators), 0 for none.
     holds: usize,
     /// Bytes per entry of the hold table (also its alignment).
     stride: usize,

@@ -150,7 +150,7 @@ pub enum State {
         bound: Option<u32>,
         /// Threads that may be asleep waiting for a permit.
         sleepers: u32,
-        /// The processes that hold `permit()` guards, from its hold table.
+        /// The processes that hold `permit()` guards, from its entries.
         holders: Vec<Holds>,
     },
     /// A [`Condition`](crate::Condition).
@@ -194,7 +194,7 @@ pub enum State {
         poisoned: bool,
         /// Whether its reader count can no longer be trusted.
         broken: bool,
-        /// The processes that hold read locks, from its hold table.
+        /// The processes that hold read locks, from its reader indicators.
         holders: Vec<Holds>,
     },
     /// A [`Queue`](crate::Queue) or a [`ByteQueue`](crate::ByteQueue).
@@ -229,7 +229,7 @@ pub enum LockState {
     NotRecoverable,
 }
 
-/// The process behind a token found in a lock word or a hold table.
+/// The process behind a token found in a lock word, a semaphore entry or a reader indicator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Holder {
@@ -255,7 +255,8 @@ pub enum Liveness {
     Unknown,
 }
 
-/// What one process holds of a semaphore or a reader-writer lock, from the hold table.
+/// What one process holds of a semaphore or a reader-writer lock, from its entry or reader
+/// indicator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Holds {

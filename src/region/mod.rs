@@ -699,7 +699,8 @@ impl Inner {
         self.procs.current_token()
     }
 
-    /// The number of process-table slots (the length of every hold table).
+    /// The number of process-table slots (what semaphore entries and reader indicators are
+    /// sized from).
     pub(crate) fn process_slots(&self) -> usize {
         self.procs.slots()
     }

@@ -11,7 +11,8 @@ use std::time::Instant;
 /// An object in a region: its bytes, found or created by name through the directory (the one
 /// creation path, [`Object::open`]), kept mapped by a reference to the region. Handles reach
 /// their words with [`Object::word`] at the offsets [`layout`](super::layout) states, their data
-/// through [`Object::ptr`], and their hold table through [`Object::entry`].
+/// through [`Object::ptr`], and their table of per-process records (a semaphore's entries, an
+/// `RwLock`'s reader indicators) through [`Object::table_word`] and [`Object::table_wide`].
 #[derive(Clone)]
 pub(crate) struct Object {
     region: Arc<Inner>,
