@@ -39,6 +39,6 @@ pub use region::inspect;
 pub use region::{DEATH_CHECK_INTERVAL, Kind, ObjectInfo, REGION_FD_VAR, Region, RegionOptions};
 pub use rlock::{Owner, RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::{BoundedSemaphore, Permit, Semaphore};
+pub use semaphore::{BoundedSemaphore, Permit, SEM_VALUE_MAX, Semaphore};
 pub use transfer::{Decoder, Encoder, Transfer};
 pub use value::{Array, ArrayGuard, DataGuard, Value, ValueGuard};

@@ -16,6 +16,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
+/// The most permits a [`Semaphore`] or [`BoundedSemaphore`] counts: 2²⁴ − 1 (16,777,215).
+/// (Python's `multiprocessing.synchronize.SEM_VALUE_MAX` is 2³¹ − 1 on Linux: shmsync's count
+/// shares a 64-bit word with the record of whose permits are out.)
+pub const SEM_VALUE_MAX: u32 = MAX_VALUE;
+
 /// A counting semaphore shared between processes: Python's `multiprocessing.Semaphore`.
 ///
 /// It counts permits: [`acquire`](Semaphore::acquire) takes one (waiting while there is none),

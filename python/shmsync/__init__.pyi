@@ -13,6 +13,7 @@ from ._shmsync import (
     OwnerDiedError as OwnerDiedError,
     Region as Region,
     RLock as _RLock,
+    SEM_VALUE_MAX as SEM_VALUE_MAX,
     Semaphore as _Semaphore,
     Value as _Value,
 )

@@ -1560,5 +1560,6 @@ fn _shmsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<NotRecoverableError>(),
     )?;
     m.add("BrokenError", m.py().get_type::<BrokenError>())?;
+    m.add("SEM_VALUE_MAX", shmsync::SEM_VALUE_MAX)?;
     Ok(())
 }

@@ -293,6 +293,13 @@ def test_failure_cases_raise_pythons_exceptions(tmp_path):
         sem.release()
     with pytest.raises(ValueError):
         shmsync.Semaphore(-1)
+    assert shmsync.SEM_VALUE_MAX == 2**24 - 1
+    big = shmsync.Semaphore(shmsync.SEM_VALUE_MAX)
+    assert big.get_value() == shmsync.SEM_VALUE_MAX
+    with pytest.raises(ValueError):
+        big.release()
+    with pytest.raises(ValueError):
+        shmsync.Semaphore(shmsync.SEM_VALUE_MAX + 1)
 
     cond = shmsync.Condition()
     with pytest.raises(RuntimeError):
