@@ -1,5 +1,6 @@
-//! [`Semaphore`] and [`BoundedSemaphore`]: Python's `multiprocessing` semaphores, as a futex
-//! word in a region, with RAII [`Permit`]s that come back when their process dies.
+//! [`Semaphore`] and [`BoundedSemaphore`]: Python's `multiprocessing` semaphores, as a 64-bit
+//! state word (the count and an in-flight tag) and a futex word to sleep on in a region, with
+//! RAII [`Permit`]s that come back exactly when their process dies, wherever it was killed.
 
 use crate::error::{Error, Result};
 use crate::protocol::Block;
