@@ -116,8 +116,31 @@ const ANONYMOUS_READER: u32 = u32::MAX;
 ///
 /// `1` caches this process's reader indicator: `token << 32 | index` (0: not looked up yet;
 /// index [`ANONYMOUS_READER`]: none could be claimed, read through the anonymous count).
+///
+/// `2`: when this process's writers may next sweep dead processes' indicators (milliseconds
+/// since [`sweep_clock`]; see [`SWEEP_INTERVAL`]); `3` counts writes, so that the clock is read
+/// only every [`SWEEP_CHECK`] writes (reading it costs more than a write guard).
 #[derive(Debug, Default)]
-pub(crate) struct LocalHolds(AtomicU64, AtomicU64);
+pub(crate) struct LocalHolds(AtomicU64, AtomicU64, AtomicU64, AtomicU64);
+
+/// Every how many writes a process looks at the clock for a sweep.
+const SWEEP_CHECK: u64 = 256;
+
+/// How often this process's writers clear dead processes' reader indicators. A writer looks at
+/// every claimed indicator, and an indicator stays claimed after its process exits until
+/// someone clears it: without a sweep, a lock read by many short-lived processes keeps every
+/// writer scanning 32 indicators. A sweep asks the kernel about each claimed indicator's owner
+/// (a system call for each live one), hence once a second, not on every write.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Milliseconds on the monotonic clock since this process first asked.
+fn sweep_clock() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
 
 impl LocalHolds {
     /// This fork generation's "writer held" value.
@@ -155,6 +178,36 @@ impl LocalHolds {
     fn indicator(&self, token: u32) -> Option<u32> {
         let cached = self.1.load(Relaxed);
         (cached >> 32 == u64::from(token)).then_some(cached as u32)
+    }
+
+    /// Whether a writer of this process should sweep now (and if so, the next sweep is put
+    /// off by [`SWEEP_INTERVAL`]).
+    #[inline]
+    fn sweep_due(&self) -> bool {
+        // A plain load and store, not a read-modify-write: two threads that count one write
+        // once only delay a sweep.
+        let writes = self.3.load(Relaxed);
+        self.3.store(writes.wrapping_add(1), Relaxed);
+        if writes % SWEEP_CHECK != 0 {
+            return false;
+        }
+        self.sweep_due_now()
+    }
+
+    #[cold]
+    fn sweep_due_now(&self) -> bool {
+        let now = sweep_clock();
+        let next = self.2.load(Relaxed);
+        now >= next
+            && self
+                .2
+                .compare_exchange(
+                    next,
+                    now + SWEEP_INTERVAL.as_millis() as u64,
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
     }
 
     /// Caches the indicator of `token`.
@@ -242,6 +295,10 @@ impl<T: Pod> RwLock<T> {
         let region = self.object.region();
         let hold = region.hold();
         let table = Table(&self.object);
+        if self.local.sweep_due() && region.slot_of(hold.token).is_some() {
+            // Before taking the lock, so that its system calls delay nobody waiting for it.
+            self.proto().sweep(&table, hold.token, region);
+        }
         let outcome = match self.proto().write(hold.token, &table, block, region) {
             Outcome::Acquired | Outcome::Poisoned if !self.local.set_writer() => {
                 // This process holds the write guard already, yet the shared words let a

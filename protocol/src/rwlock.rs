@@ -759,14 +759,8 @@ impl<W: Word> RwLock<'_, W> {
         me: Option<u32>,
         owners: &O,
     ) {
-        let indicators = if me.is_some() { table.len() } else { 0 };
-        let me = me.unwrap_or(0);
-        for i in 0..indicators.min(MAX_INDICATORS) {
-            let indicator = table.get(i);
-            let owner = indicator.owner.load(Acquire);
-            if owner != me && Indicator::<W>::owner_dead(owner, owners) {
-                indicator.clear_dead(owner, me, self.claimed, 1 << i);
-            }
+        if let Some(me) = me {
+            self.sweep(table, me, owners);
         }
         let before = self.anonymous.swap(0, Release);
         if before & DRAINING != 0 {
@@ -774,6 +768,25 @@ impl<W: Word> RwLock<'_, W> {
         }
         self.flags.fetch_and(!BROKEN, Release);
         self.state.wake_all();
+    }
+
+    /// Clears the indicator of every dead process (its read locks given back, the indicator
+    /// freed), as process `me` (a registered token), so that writers stop looking at it and a
+    /// later reader can claim it. Returns how many it cleared. Each owner is asked whether it
+    /// lives (`owners.is_alive`), so callers do it now and then, not on every write.
+    pub fn sweep<T: Indicators<Word = W>, O: Owners>(&self, table: &T, me: u32, owners: &O) -> u32 {
+        let mut cleared = 0;
+        for i in 0..table.len().min(MAX_INDICATORS) {
+            let indicator = table.get(i);
+            let owner = indicator.owner.load(Acquire);
+            if owner != me
+                && Indicator::<W>::owner_dead(owner, owners)
+                && indicator.clear_dead(owner, me, self.claimed, 1 << i)
+            {
+                cleared += 1;
+            }
+        }
+        cleared
     }
 
     /// Read locks counted now (a snapshot): the claimed indicators and the anonymous ones.

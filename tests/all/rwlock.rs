@@ -4,8 +4,8 @@
 //! them back, and the type is checked on open.
 
 use crate::common::{
-    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u64, spawn, wait_all,
-    wait_for_count, wait_until, write_u32,
+    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u32, read_u64, spawn,
+    wait_all, wait_for_count, wait_until, write_u32,
 };
 use shmsync::{Error, LockError, RawValue, Region, Result, RwLock, TryLockError};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ pub fn role(name: &str) -> Option<fn() -> Result<()>> {
         "rw_reuser" => child_reuser,
         "rw_soak_reader" => child_soak_reader,
         "rw_soak_writer" => child_soak_writer,
+        "rw_read_once" => child_read_once,
         _ => return None,
     })
 }
@@ -85,6 +86,14 @@ fn sleep_forever() -> ! {
 
 // -------------------------------------------------------------------------------------------
 // Helpers
+
+/// Takes a read lock of "rw" once and exits (its reader indicator stays claimed).
+pub fn child_read_once() -> Result<()> {
+    let region = Region::open(child_path())?;
+    let lock = pair(&region)?;
+    drop(lock.read().map_err(|_| Error::Broken { what: "RwLock" })?);
+    Ok(())
+}
 
 /// Takes a read lock, counts itself `holding`, and keeps it until `release` is set.
 pub fn child_reader_hold() -> Result<()> {
@@ -888,4 +897,38 @@ fn a_kill_soak_of_readers_and_writers_never_breaks_the_rwlock_or_loses_a_read_lo
          lock {longest:?}, {:?} in all",
         start.elapsed()
     );
+}
+
+#[test]
+fn a_writer_clears_the_indicators_of_readers_that_exited() {
+    let shm = ShmName::new("rw-sweep");
+    let region = new_region(&shm);
+    let lock = pair(&region).unwrap();
+    // 40 short-lived reader processes: the first 32 claim every indicator and exit.
+    for _ in 0..40 {
+        spawn("rw_read_once", &shm.path(), &[]).wait_ok();
+    }
+    let claimed = || {
+        let object = read_u64(
+            &shm.path(),
+            find_entry(&shm.path(), "rw") + layout::E_OFFSET,
+        );
+        // The `claimed` word (`src/region/layout.rs`, module `rwlock`).
+        read_u32(&shm.path(), object + 8)
+    };
+    assert_eq!(
+        claimed(),
+        u32::MAX,
+        "every indicator claimed by a reader that exited"
+    );
+    // This process's first write sweeps (then one a second at most, checked every 256 writes).
+    write_halves(&mut lock.write().unwrap(), 1);
+    assert_eq!(
+        claimed(),
+        0,
+        "the dead readers' indicators are still claimed"
+    );
+    // Reading and writing still work, with a fresh indicator.
+    assert_eq!(read_halves(&lock.read().unwrap()), (1, 1));
+    assert_eq!(claimed().count_ones(), 1);
 }
