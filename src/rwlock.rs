@@ -446,9 +446,8 @@ impl<T: Pod> RwLock<T> {
     /// ```
     pub fn repair(&self) {
         let region = self.object.region();
-        let token = region.token();
-        let me = region.slot_of(token).map(|_| token);
-        self.proto().repair(&Table(&self.object), me, region);
+        self.proto()
+            .repair(&Table(&self.object), region.registered_token(), region);
     }
 
     /// Whether a writer holds the lock now (a snapshot).

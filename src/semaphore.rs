@@ -305,13 +305,11 @@ impl Semaphore {
             return Some(index);
         }
         let region = self.object.region();
-        // Registers this process in the region if this fork generation has not yet.
-        let token = region.hold().token;
-        let index = match region.slot_of(token) {
-            Some(_) => self.proto().claim(token, region),
-            // Unregistered (the process table was full): nobody could tell whether we live.
-            None => None,
-        };
+        // Registers this process in the region if this fork generation has not yet (`token`
+        // does); unregistered (the process table was full), nobody could tell whether we live.
+        let index = region
+            .registered_token()
+            .and_then(|token| self.proto().claim(token, region));
         self.local.set(generation, index.unwrap_or(NO_ENTRY));
         index
     }
@@ -338,19 +336,11 @@ impl Semaphore {
     /// # Ok::<(), shmsync::Error>(())
     /// ```
     pub fn reclaim(&self) -> usize {
-        match self.recoverer() {
-            Some(me) => self.proto().reclaim(me, self.object.region()) as usize,
+        let region = self.object.region();
+        match region.registered_token() {
+            Some(me) => self.proto().reclaim(me, region) as usize,
             None => 0,
         }
-    }
-
-    /// This process's token, if it may recover dead processes' entries: a registered process
-    /// (an unregistered one could not be told dead if it died mid-recovery, and the entry it
-    /// marked would stay marked).
-    fn recoverer(&self) -> Option<u32> {
-        let region = self.object.region();
-        let token = region.token();
-        region.slot_of(token).map(|_| token)
     }
 
     /// Takes a permit as Python does, unattributed (see the type's docs).
@@ -431,7 +421,7 @@ impl Semaphore {
             return Err(Error::AboveBound { bound: self.bound });
         }
         let region = self.object.region();
-        match self.recoverer() {
+        match region.registered_token() {
             Some(me) => self.proto().repair(value, me, region),
             // Unregistered: the count is stated, dead processes' entries stay for a registered
             // process to clear.

@@ -871,16 +871,23 @@ impl<T: Entries> Semaphore<'_, T> {
     /// delta of its tag if `state` has one.
     pub fn held_by(&self, i: u32) -> i64 {
         let rec = self.entries.get(i).record.load(SeqCst);
-        let state = self.state.load(SeqCst);
-        let tag = tag(state);
-        let pending =
-            if tag.entry == Some(i) && !(tag.frozen && epoch(rec) & TAG_EPOCH_MASK != tag.epoch) {
-                i64::from(tag.delta)
-            } else {
-                0
-            };
-        i64::from(held(rec)) + pending
+        permits_of(i, rec, self.state.load(SeqCst))
     }
+}
+
+/// The permits entry `i`'s process holds, from its record `rec` and the state word `state`
+/// (exact when the record was read first, while nothing changed; else a snapshot): the
+/// record's `held`, plus the delta of the tag if it names entry `i` and is not copied into the
+/// record yet.
+pub fn permits_of(i: u32, rec: u64, state: u64) -> i64 {
+    let tag = tag(state);
+    let copied = tag.frozen && epoch(rec) & TAG_EPOCH_MASK != tag.epoch;
+    let pending = if tag.entry == Some(i) && !copied {
+        i64::from(tag.delta)
+    } else {
+        0
+    };
+    i64::from(held(rec)) + pending
 }
 
 /// Whether a delta fits a tag's signed byte.

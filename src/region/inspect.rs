@@ -400,18 +400,12 @@ impl View<'_> {
     /// that record permits or a recovery: each holder's permits are its record's plus the
     /// delta of the state word's tag if the tag names its entry and is not copied yet.
     fn permit_holders(&self, state: u64, table: usize) -> Vec<Holds> {
-        let tag = semaphore::tag(state);
         (0..layout::permit_entries_for(self.procs.slots()))
             .filter_map(|i| {
                 let at = table + i * layout::PERMIT_ENTRY;
                 let owner = self.load(at + layout::semaphore::OWNER);
                 let record = self.load_wide(at + layout::semaphore::RECORD);
-                let pending = tag.entry == Some(i as u32)
-                    && (!tag.frozen
-                        || semaphore::epoch(record) & ((1 << semaphore::TAG_EPOCH_BITS) - 1)
-                            == tag.epoch);
-                let held = i64::from(semaphore::held(record))
-                    + if pending { i64::from(tag.delta) } else { 0 };
+                let held = semaphore::permits_of(i as u32, record, state);
                 let held = held.clamp(0, i64::from(u32::MAX)) as u32;
                 if owner == 0 || (held == 0 && owner & RECOVERING == 0) {
                     return None;

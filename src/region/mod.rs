@@ -705,6 +705,14 @@ impl Inner {
         self.procs.slots()
     }
 
+    /// This process's token if it is registered (in this fork generation): the token of a
+    /// process whose death others can tell, so the only kind that may mark another process's
+    /// record as being recovered (an unregistered process's mark could never be judged dead).
+    pub(crate) fn registered_token(&self) -> Option<u32> {
+        let token = self.token();
+        self.slot_of(token).map(|_| token)
+    }
+
     /// The process-table slot of a registered process's token.
     #[inline]
     pub(crate) fn slot_of(&self, token: u32) -> Option<usize> {

@@ -388,3 +388,25 @@ pub fn find_entry(path: &Path, name: &str) -> u64 {
     }
     panic!("no directory entry named {name:?} in {}", path.display())
 }
+
+/// A small xorshift generator for the kill soaks' choices (reproducible from its seed).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the clock (never 0, which xorshift would keep).
+    pub fn from_clock() -> Rng {
+        Rng(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64
+            | 1)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -2,7 +2,7 @@
 //! several, a consumer killed holding a guard (its item comes back), and a kill soak: producers
 //! and consumers SIGKILLed at random while every item is accounted for.
 
-use crate::common::{Child, ShmName, arg, child_path, spawn, wait_until};
+use crate::common::{Child, Rng, ShmName, arg, child_path, spawn, wait_until};
 use shmsync::{Error, Region};
 use std::time::{Duration, Instant};
 
@@ -321,18 +321,6 @@ fn the_item_of_a_consumer_killed_holding_a_guard_is_delivered_again() {
     for i in 0..100 {
         q.put_nowait(i).unwrap();
         assert_eq!(q.get_nowait().unwrap(), i);
-    }
-}
-
-/// A small xorshift generator: the soak's choices, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

@@ -3,8 +3,8 @@
 //! killed in their sleep; and `Region::objects` listing every kind added with them.
 
 use crate::common::{
-    Barrier, Child, LIMIT, ShmName, arg, child_path, find_entry, layout, read_u64, spawn, wait_all,
-    wait_for_count, wait_until, write_u64,
+    Barrier, Child, LIMIT, Rng, ShmName, arg, child_path, find_entry, layout, read_u64, spawn,
+    wait_all, wait_for_count, wait_until, write_u64,
 };
 use shmsync::{DEATH_CHECK_INTERVAL, Error, Kind, RawValue, Region, Result};
 use std::time::{Duration, Instant};
@@ -924,25 +924,6 @@ fn a_killed_holders_permit_comes_back_while_other_permits_circulate() {
     );
 }
 
-/// A small generator, seeded from the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        Rng(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64
-            | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The kill soak of issue 14: `loops` processes take and drop permits of a semaphore of
 /// `permits` in tight loops (some holding two at a time); every 5–50 ms a random one is
 /// SIGKILLed and replaced. After `kills` kills, the loops stop, dead processes' permits are
@@ -957,7 +938,7 @@ fn permit_loops_killed_at_random(permits: u32, loops: usize, kills: usize) {
     let start = || spawn("sem_churner", &shm.path(), &[("hold", &1)]);
     let mut children: Vec<_> = (0..loops).map(|_| start()).collect();
     wait_for_count(&churn, 4 * loops as u32, "the loops to run");
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_clock();
     let began = Instant::now();
     for _ in 0..kills {
         std::thread::sleep(Duration::from_millis(5 + rng.below(46)));
